@@ -1,0 +1,1 @@
+"""Bundled JSON configs a user starts from (``lts run --config NAME``)."""

@@ -1,0 +1,1 @@
+"""LTS trading domain: pure Python, no ray / sqlalchemy / fastapi."""
