@@ -5,4 +5,6 @@ pytest_plugins = [
     "tests.fixtures.data_fixtures",
     "tests.fixtures.db_fixtures",
     "tests.fixtures.ray_fixtures",
+    "tests.fixtures.prediction_fixtures",
+    "tests.fixtures.oanda_fixtures",
 ]
