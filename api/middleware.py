@@ -1,0 +1,238 @@
+"""Pure-ASGI hardening middleware: security headers, per-IP rate limit, body size limit,
+and a last-resort handler that turns unexpected exceptions into the one error shape.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) because these run on every request and the
+gateway's latency budget is small; the body limit also has to see the byte stream
+before anything parses it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_body
+
+logger = logging.getLogger(__name__)
+
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+    # The API serves JSON only; /docs needs the Swagger UI bundle from its CDN.
+    (
+        b"content-security-policy",
+        b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+)
+
+# Swagger UI (GET /docs) loads its script and stylesheet from jsdelivr and runs an
+# inline bootstrap script; a JSON-only CSP would leave the page blank.
+DOCS_CSP = (
+    b"default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+    b"style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: "
+    b"https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+
+
+async def send_error(send: Send, status: int, code: str, message: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    """Send a complete JSON error answer in the one error shape."""
+    body = json.dumps(error_body(code, message)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def client_ip(scope: Scope) -> str:
+    """The peer address of the connection (proxy headers are not trusted)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every HTTP answer, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_docs = scope.get("path") in DOCS_PATHS
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                for name, value in SECURITY_HEADERS:
+                    if name == b"content-security-policy" and is_docs:
+                        value = DOCS_CSP
+                    if name not in present:
+                        headers.append((name, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RateLimitMiddleware:
+    """Per-client-IP token bucket: ``per_minute`` requests a minute, bursts up to that.
+
+    Over the limit the answer is 429 with ``Retry-After`` (whole seconds until one
+    request is allowed again). ``exempt_paths`` (health checks) are never limited.
+    State is per process and bounded to ``max_clients`` addresses (least recently seen
+    are forgotten first), so a flood of source addresses cannot grow memory.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        per_minute: int,
+        exempt_paths: Iterable[str] = ("/health",),
+        max_clients: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError(f"rate_limit_per_minute must be positive, got {per_minute}")
+        self.app = app
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0  # tokens per second
+        self.exempt = frozenset(exempt_paths)
+        self.max_clients = max_clients
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str) -> float:
+        """Take one token for ``key``; return 0 if allowed, else seconds to wait."""
+        now = self.clock()
+        tokens, last = self._buckets.pop(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.rate
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return wait
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        wait = self.take(client_ip(scope))
+        if wait > 0:
+            retry_after = str(max(1, math.ceil(wait))).encode()
+            await send_error(
+                send, 429, "rate_limited", "too many requests from this address; retry later",
+                [(b"retry-after", retry_after)],
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses request bodies over ``max_bytes`` with 413 before anything parses them.
+
+    A declared ``Content-Length`` over the limit is refused before reading a byte; a
+    streamed (chunked) body is counted as it arrives and refused the moment it passes
+    the limit: the app then sees a client disconnect and whatever it tries to answer
+    is dropped.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_body_bytes must be positive, got {max_bytes}")
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"request body larger than {self.max_bytes} bytes"
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await send_error(send, 400, "bad_request", "invalid Content-Length header")
+                    return
+                if declared > self.max_bytes:
+                    await send_error(send, 413, "payload_too_large", message, [(b"connection", b"close")])
+                    return
+        received = 0
+        refused = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > self.max_bytes:
+                    refused = True
+                    if not started:
+                        await send_error(send, 413, "payload_too_large", message, [(b"connection", b"close")])
+                    return {"type": "http.disconnect"}
+            return msg
+
+        async def guarded_send(msg: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 was the answer; drop the app's reaction to the "disconnect"
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        await self.app(scope, counting_receive, guarded_send)
+
+
+class CatchAllMiddleware:
+    """Last resort: an unexpected exception is logged with its traceback and answered
+    with a bare 500 in the one error shape (never a stack trace to the client)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await send_error(send, 500, "internal_error", "internal server error")
