@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from engine.data.market_data import MarketSnapshot
+from engine.data.market_data import MarketData, MarketSnapshot
 from engine.types import AssetContext, Decision, OrderResult, PositionView
 
 GROUPS: tuple[str, ...] = ("aaa", "core", "pipeline", "strategy", "broker", "portfolio")
@@ -111,6 +111,16 @@ class StrategyPlugin(Plugin, ABC):
 
     @abstractmethod
     def decide(self, asset_data: AssetContext, market_data: MarketSnapshot) -> Decision: ...
+
+    def prepare(self, data: MarketData, predictions: Any | None = None) -> Any | None:
+        """Optional vectorised precompute for fast backtests.
+
+        Return an ``engine.strategies.signals.BarSignals`` holding, for every bar, what
+        ``decide`` would want at that bar's close (computed with the same arithmetic, so
+        the fast loop and a bar-by-bar run agree), or ``None`` (the default) to make the
+        backtest call ``decide`` bar by bar instead.
+        """
+        return None
 
 
 class BrokerPlugin(Plugin, ABC):
