@@ -1,0 +1,64 @@
+"""``DEFAULT_VALUES``: every global config key and its default, in one place (seed §1.2).
+
+Pass 1 of the merge starts from these values; plugin parameters (pass 2) sit below them.
+The type of each default is the key's type when the merged config is validated, unless
+``engine.config.schema.GLOBAL_TYPES`` declares it more precisely (e.g. ``str | None``).
+A new global key gets a line here, with a comment saying what it is for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_VALUES: dict[str, Any] = {
+    # Plugins, one per entry-point group (seed defaults).
+    "aaa_plugin": "default_aaa",
+    "core_plugin": "default_core",
+    "pipeline_plugin": "default_pipeline",
+    "strategy_plugin": "default_strategy",
+    "broker_plugin": "default_broker",
+    "portfolio_plugin": "default_portfolio",
+    # API gateway.
+    "api_host": "127.0.0.1",
+    "api_port": 8000,
+    # Persistence.
+    "database_url": "sqlite:///./lts.db",
+    # Engine schedule: seconds between heartbeats.
+    "global_latency": 1.0,
+    # "simulation" or "live".
+    "mode": "simulation",
+    # Ray: None starts a local cluster; "auto" or "HOST:PORT" joins one.
+    "ray_address": None,
+    "ray_namespace": "lts",
+    "log_level": "INFO",
+    "data_dir": "./data",
+    # Prediction provider (external service).
+    "prediction_provider_url": "http://127.0.0.1:8001",
+    "prediction_api_key": None,
+    "prediction_timeout_s": 10.0,
+    # Auth (jwt_secret must be given for `lts run`; never commit one).
+    "jwt_secret": None,
+    "access_token_minutes": 30,
+    "refresh_token_days": 7,
+    # Gateway security.
+    "cors_origins": [],
+    "rate_limit_per_minute": 60,
+    "max_body_bytes": 1048576,
+    # Persistence actor batching.
+    "persistence_batch_size": 100,
+    "persistence_batch_delay_ms": 5,
+    # Supervision of asset actors.
+    "max_asset_restarts": 5,
+    "restart_window_s": 60.0,
+    "step_timeout_s": 10.0,
+}
+
+PLUGIN_KEYS: tuple[str, ...] = (
+    "aaa_plugin",
+    "core_plugin",
+    "pipeline_plugin",
+    "strategy_plugin",
+    "broker_plugin",
+    "portfolio_plugin",
+)
+"""The keys naming the configured plugin of each group."""
