@@ -324,8 +324,10 @@ def _fast_loop(
 
     equity, exposure = _equity_curve(data.close, days_arr, costs, ch_bar, ch_cash, ch_units, ch_entry, ch_day)
     if closed and closed[-1][9] == "end":
-        # The end close happens after the last bar's mark; book it in the final value.
+        # The end close happens at the last bar's close: book it in the final value, and
+        # count that bar as exposed (the position was held through it).
         equity[-1] = cash
+        exposure += 1
     trades = _materialise_trades(data, closed)
     cost_totals = cost_breakdown(trades, costs)
     stats = compute_stats(equity, data.timestamps, trades, costs.cash, cost_totals, exposure)
