@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from tenacity import RetryCallState, retry_if_exception_type
@@ -22,11 +23,14 @@ from engine.prediction.settings import PredictionClientSettings
 logger = logging.getLogger(__name__)
 
 
-def retry_kwargs(settings: PredictionClientSettings, deadline: float) -> dict[str, Any]:
+def retry_kwargs(
+    settings: PredictionClientSettings, deadline: float, clock: Callable[[], float] = time.monotonic
+) -> dict[str, Any]:
     """Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` for one call.
 
-    ``deadline`` is a ``time.monotonic()`` instant. The errors retried already name
-    the call, so the log lines and the final error do too.
+    ``deadline`` is an instant on ``clock`` (``time.monotonic`` unless a test injects
+    one). The errors retried already name the call, so the log lines and the final
+    error do too.
     """
 
     def wait(state: RetryCallState) -> float:
@@ -41,7 +45,7 @@ def retry_kwargs(settings: PredictionClientSettings, deadline: float) -> dict[st
         if state.attempt_number >= settings.max_attempts:
             return True
         # tenacity computes the wait before asking stop, so upcoming_sleep is known.
-        return time.monotonic() + (state.upcoming_sleep or 0.0) >= deadline
+        return clock() + (state.upcoming_sleep or 0.0) >= deadline
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -55,11 +59,11 @@ def retry_kwargs(settings: PredictionClientSettings, deadline: float) -> dict[st
 
     def give_up(state: RetryCallState) -> NoReturn:
         exc = state.outcome.exception() if state.outcome else None
-        used = time.monotonic() - (deadline - settings.timeout_s)
+        used = clock() - (deadline - settings.timeout_s)
         retry_after = getattr(exc, "retry_after_s", None)
         why = (
             f"the service asked to retry after {retry_after:.1f}s, past the {settings.timeout_s:g}s deadline"
-            if retry_after is not None and time.monotonic() + retry_after >= deadline
+            if retry_after is not None and clock() + retry_after >= deadline
             else f"after {state.attempt_number} attempt(s) in {used:.2f}s (deadline {settings.timeout_s:g}s)"
         )
         raise PredictionError(f"gave up {why}; last error: {exc}") from exc
