@@ -1,0 +1,108 @@
+"""The Store: the one place for every state-changing operation, plus the reads.
+
+Every write takes an ``AuditContext`` first and writes exactly one ``audit_logs`` row in
+its own transaction (INT-08); a write given a ``request_id`` is idempotent. Reads return
+frozen records from ``persistence.records`` and accept ``viewer=`` for owner scoping.
+
+    store = Store.from_url("sqlite:///./lts.db")
+    user = store.create_user(AuditContext.system(), username="ann", password_hash=h)
+
+Writes can also be described as data (``WriteRequest``) and applied one by one
+(``apply``) or many per transaction (``apply_batch``), which is what the persistence
+actor does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import URL
+
+from engine.errors import DomainError, LTSError
+from persistence.database import make_engine, make_session_factory, make_write_session_factory
+from persistence.models import AuditLog
+from persistence.store._unit import WRITE_OPS, _Batch
+from persistence.store.portfolios import PortfolioOps
+from persistence.store.reads import ReadOps
+from persistence.store.records_ops import RecordOps
+from persistence.store.trading import TradingOps
+from persistence.store.users import UserOps
+from persistence.store.writes import WriteOutcome, WriteRequest
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Store", "WriteOutcome", "WriteRequest", "WRITE_OPS"]
+
+
+class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
+    """Facade over the database: every write with its audit row, every read as records."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(make_write_session_factory(engine), make_session_factory(engine))
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str | URL, **engine_options: Any) -> "Store":
+        """A Store with its own engine (dispose it with ``close()``)."""
+        return cls(make_engine(url, **engine_options))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ writes as data
+
+    def apply(self, write: WriteRequest) -> Any:
+        """Run one described write (its own transaction). Raises like the method would."""
+        return self._dispatch(write)
+
+    def apply_batch(self, writes: Sequence[WriteRequest]) -> list[WriteOutcome]:
+        """Apply ``writes`` in order in ONE transaction, each inside its own SAVEPOINT, so
+        a bad write fails alone (its outcome says why) and the rest commit together.
+
+        Returns one outcome per write, in order, after the commit. If the commit itself
+        fails the exception propagates and nothing of the batch is stored.
+        """
+        if self._current_batch() is not None:
+            raise RuntimeError("apply_batch cannot be nested")
+        outcomes: list[WriteOutcome] = []
+        with self._write_sessions.begin() as session:
+            request_ids = [w.ctx.request_id for w in writes if w.ctx.request_id is not None]
+            present = set()
+            if request_ids:
+                present = set(
+                    session.scalars(
+                        select(AuditLog.request_id).where(AuditLog.request_id.in_(request_ids))
+                    ).all()
+                )
+            self._local.batch = _Batch(session, set(request_ids) - present)
+            try:
+                for write in writes:
+                    outcomes.append(self._apply_in_batch(write))
+            finally:
+                self._local.batch = None
+        return outcomes
+
+    def _apply_in_batch(self, write: WriteRequest) -> WriteOutcome:
+        try:
+            result = self._dispatch(write)
+        except LTSError as exc:
+            return WriteOutcome.failure(write, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug in one write must not sink the batch
+            logger.exception("write %s (%s) failed unexpectedly", write.ctx.request_id, write.op)
+            return WriteOutcome.failure(write, exc)
+        return WriteOutcome.success(write, result)
+
+    def _dispatch(self, write: WriteRequest) -> Any:
+        if write.op not in WRITE_OPS:
+            raise DomainError(f"unknown write operation {write.op!r}")
+        method = getattr(self, write.op)
+        try:
+            return method(write.ctx, *write.args, **write.kwargs)
+        except TypeError as exc:
+            # Wrong arguments for the operation: say which, rather than a raw traceback.
+            if "argument" in str(exc):
+                raise DomainError(f"{write.op}: {exc}") from None
+            raise

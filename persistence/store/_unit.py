@@ -1,0 +1,178 @@
+"""The write machinery every Store operation goes through.
+
+One operation = one transaction (or one SAVEPOINT inside a batch) that applies the change
+and inserts its ``audit_logs`` row before commit, so a change without its audit row cannot
+exist (INT-08). ``AuditContext.request_id`` makes a write idempotent: if an audit row with
+that id exists, the write was applied before and its result is replayed instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.errors import DomainError, NotFound
+from persistence.models import AuditLog, Portfolio
+from persistence.records import AuditContext, AuditRecord
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+S = TypeVar("S", bound=BaseModel)
+
+WRITE_OPS: dict[str, str] = {}
+"""Name of every public write operation -> its area; the persistence actor accepts only these."""
+
+
+def write_op(area: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Register a Store method as a write operation callable through ``Store.apply``."""
+
+    def register(method: Callable[..., R]) -> Callable[..., R]:
+        WRITE_OPS[method.__name__] = area
+        return method
+
+    return register
+
+
+@dataclass
+class Change(Generic[R]):
+    """What an operation did: its result, and the audit row describing it."""
+
+    result: R
+    action: str
+    target_type: str | None = None
+    target_id: Any = None
+    details: dict[str, Any] = field(default_factory=dict)
+    # Builds the result from the inserted audit row, for writes whose result is that row.
+    finish: Callable[[AuditLog], R] | None = None
+
+
+class _Batch:
+    """State of an open batch transaction on the writer thread."""
+
+    def __init__(self, session: Session, absent_request_ids: set[str]) -> None:
+        self.session = session
+        # Request ids known not to be in audit_logs at batch start: no lookup needed.
+        self.absent = absent_request_ids
+
+
+def coerce(spec_type: type[S], value: S | dict[str, Any], where: str) -> S:
+    """Accept a spec or a plain dict; invalid input becomes a DomainError naming fields."""
+    if isinstance(value, spec_type):
+        return value
+    try:
+        return spec_type.model_validate(value)
+    except ValidationError as exc:
+        raise DomainError(f"{where}: {describe_validation(exc)}") from None
+
+
+def describe_validation(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"]) or "value"
+        parts.append(f"{loc}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _integrity_message(exc: IntegrityError) -> str:
+    text = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    return text
+
+
+class UnitOfWork:
+    """Transaction + audit + idempotency for Store writes (mixed into ``Store``)."""
+
+    def __init__(self, write_sessions: sessionmaker[Session], read_sessions: sessionmaker[Session]):
+        self._write_sessions = write_sessions
+        self._read_sessions = read_sessions
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ running writes
+
+    def _current_batch(self) -> _Batch | None:
+        return getattr(self._local, "batch", None)
+
+    def _run(
+        self,
+        ctx: AuditContext,
+        apply: Callable[[Session], Change[R]],
+        replay: Callable[[Session, AuditLog], R],
+    ) -> R:
+        """Apply one write with its audit row atomically, or replay it if already applied."""
+        batch = self._current_batch()
+        if batch is None:
+            with self._write_sessions.begin() as session:
+                return self._apply_once(session, ctx, apply, replay, absent=None)
+        with batch.session.begin_nested():
+            return self._apply_once(batch.session, ctx, apply, replay, absent=batch.absent)
+
+    def _apply_once(
+        self,
+        session: Session,
+        ctx: AuditContext,
+        apply: Callable[[Session], Change[R]],
+        replay: Callable[[Session, AuditLog], R],
+        absent: set[str] | None,
+    ) -> R:
+        request_id = ctx.request_id
+        if request_id is not None and (absent is None or request_id not in absent):
+            previous = session.scalars(
+                select(AuditLog).where(AuditLog.request_id == request_id)
+            ).first()
+            if previous is not None:
+                logger.debug("write %s already applied (%s): replaying", request_id, previous.action)
+                return replay(session, previous)
+        try:
+            change = apply(session)
+            session.flush()
+            audit_row = AuditLog(
+                user_id=ctx.user_id,
+                action=change.action,
+                target_type=change.target_type,
+                target_id=None if change.target_id is None else str(change.target_id),
+                details=change.details,
+                ip=ctx.ip,
+                user_agent=ctx.user_agent,
+                request_id=request_id,
+            )
+            session.add(audit_row)
+            session.flush()
+        except IntegrityError as exc:
+            raise DomainError(
+                f"write refused by the database: {_integrity_message(exc)}"
+            ) from None
+        if absent is not None and request_id is not None:
+            absent.discard(request_id)  # a resend later in this batch must replay
+        return change.finish(audit_row) if change.finish is not None else change.result
+
+    # ------------------------------------------------------------------ shared checks
+
+    @staticmethod
+    def _portfolio_for(session: Session, ctx: AuditContext, portfolio_id: int) -> Portfolio:
+        """The portfolio, if it exists and ``ctx`` may change it; NotFound otherwise
+        (a user cannot tell another user's portfolio from a missing one)."""
+        portfolio = session.get(Portfolio, portfolio_id)
+        if portfolio is None or not _may_touch(ctx, portfolio.owner_id):
+            raise NotFound(f"portfolio {portfolio_id} not found")
+        return portfolio
+
+    @staticmethod
+    def _replay_audit(session: Session, row: AuditLog) -> AuditRecord:
+        return AuditRecord.model_validate(row)
+
+
+def _may_touch(ctx: AuditContext, owner_id: int | None) -> bool:
+    return ctx.is_system or ctx.is_admin or (owner_id is not None and owner_id == ctx.user_id)
+
+
+def may_touch(ctx: AuditContext, owner_id: int | None) -> bool:
+    """Whether the writer in ``ctx`` may change something owned by ``owner_id``."""
+    return _may_touch(ctx, owner_id)
