@@ -82,7 +82,9 @@ def run_batch(
     def on_outcome(outcome: RunOutcome) -> None:
         row = writer.add(outcome)
         if outcome.status is RunStatus.FAILED:
-            logger.warning("backtest %s failed: %s", outcome.label, outcome.error)
+            # DEBUG: the table and the summary carry the reason; a log line per failed
+            # run would tear the progress bar apart on a terminal.
+            logger.debug("backtest %s failed: %s", outcome.label, outcome.error)
         if keep_outcomes:
             kept[outcome.index] = outcome
         if recorder is not None:
@@ -97,7 +99,7 @@ def run_batch(
         if on_progress is not None:
             on_progress(state)
 
-    logger.info("starting %d backtests of strategy %s over %d files",
+    logger.debug("starting %d backtests of strategy %s over %d files",
                 len(runs), plan.strategy, len(plan.files))
     submitted = submit_plan(runs, plan, render_png=render_png)
     interrupted = gather(submitted, on_outcome=on_outcome, on_progress=progress,

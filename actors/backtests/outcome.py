@@ -57,6 +57,7 @@ class RunOutcome:
     curve_times: np.ndarray | None = None  # downsampled equity curve, int64 ns UTC
     curve_values: np.ndarray | None = None
     equity_png: bytes | None = None
+    data_id: str | None = None  # which parsed copy of the file the run used
 
     def summary(self) -> "SummaryRow":
         """The small part the driver keeps for the ranked table and the report."""

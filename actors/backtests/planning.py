@@ -35,6 +35,8 @@ def strategy_defaults(strategy: str) -> dict[str, Any]:
 
 def _route(key: str, option: str, strategy: str, strategy_keys: Sequence[str],
            broker_keys: Sequence[str]) -> str:
+    if key in strategy_keys and key in broker_keys:
+        return "both"  # e.g. pip_size: the strategy's distances and the broker's costs
     if key in strategy_keys:
         return "strategy"
     if key in broker_keys:
@@ -121,7 +123,10 @@ def plan_from_params(
     base_broker = config_params(config or {}, broker_keys)
     for key, value in set_params.items():
         target = _route(key, "--set", strategy, strategy_keys, broker_keys)
-        (base_strategy if target == "strategy" else base_broker)[key] = value
+        if target in ("strategy", "both"):
+            base_strategy[key] = value
+        if target in ("broker", "both"):
+            base_broker[key] = value
     targets: dict[str, str] = {}
     for key, values in grid.items():
         targets[key] = _route(key, "--grid", strategy, strategy_keys, broker_keys)

@@ -91,7 +91,9 @@ def params_text(params: dict[str, Any]) -> str:
 
 def status_text(row: SummaryRow) -> str:
     if row.status is RunStatus.OK:
-        return "ok"
+        rejected = row.metric("rejected_orders")
+        # Orders the account could not carry (margin): explains a run with few trades.
+        return f"ok, {int(rejected)} orders rejected" if rejected else "ok"
     return f"{row.status.value.upper()}: {row.error or 'no reason given'}"
 
 

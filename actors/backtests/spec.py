@@ -173,7 +173,7 @@ class BacktestPlan:
     grid: dict[str, list[Any]]
     datetime_column: str = "DATE_TIME"
     symbol: str | None = None  # None: each file's symbol comes from its name
-    grid_targets: dict[str, str] = field(default_factory=dict)  # key -> "strategy" | "broker"
+    grid_targets: dict[str, str] = field(default_factory=dict)  # key -> strategy|broker|both
 
     def runs(self) -> list[RunSpec]:
         """Every run of the plan, files outermost, in a stable order."""
@@ -191,10 +191,11 @@ class BacktestPlan:
                 strategy_params = dict(self.base_strategy_params)
                 broker_params = dict(self.base_broker_params)
                 for key, value in point.items():
-                    if self.grid_targets.get(key, "strategy") == "broker":
-                        broker_params[key] = value
-                    else:
+                    target = self.grid_targets.get(key, "strategy")
+                    if target in ("strategy", "both"):
                         strategy_params[key] = value
+                    if target in ("broker", "both"):
+                        broker_params[key] = value
                 runs.append(
                     RunSpec(
                         index=len(runs),
