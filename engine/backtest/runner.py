@@ -25,12 +25,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
 from engine.backtest.stats import compute_stats
+from engine.backtest.trade_log import TradeLog
 from engine.brokers._sim_costs import (
     DEFAULT_SIM_PARAMS,
     NS_PER_DAY,
@@ -49,7 +49,7 @@ from engine.errors import ConfigError, DataError
 from engine.plugins.base import StrategyPlugin
 from engine.prediction.types import PrecomputedPredictions
 from engine.strategies.signals import FLAT, BarSignals
-from engine.types import Side, Trade
+from engine.types import Trade
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class BacktestResult:
 
     ``equity[i]`` is the account equity at bar ``i``'s close (cash + open P&L at the
     close - swap accrued so far); ``timestamps`` are the bars' int64 ns UTC times.
+    ``trade_log`` holds the closed trades as columns (``trades`` gives ``Trade`` objects).
     ``costs`` maps kind (commission, swap, spread, slippage) to the amount paid.
     """
 
@@ -69,12 +70,17 @@ class BacktestResult:
     broker_params: dict[str, Any]
     timestamps: np.ndarray
     equity: np.ndarray
-    trades: list[Trade]
+    trade_log: TradeLog
     stats: dict[str, float]
     costs: dict[str, float]
     initial_cash: float
     rejected_orders: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trades(self) -> list[Trade]:
+        """Closed trades as domain objects (built from ``trade_log`` on first access)."""
+        return self.trade_log.trades()
 
     @property
     def final_equity(self) -> float:
@@ -328,9 +334,9 @@ def _fast_loop(
         # count that bar as exposed (the position was held through it).
         equity[-1] = cash
         exposure += 1
-    trades = _materialise_trades(data, closed)
-    cost_totals = cost_breakdown(trades, costs)
-    stats = compute_stats(equity, data.timestamps, trades, costs.cash, cost_totals, exposure)
+    log = TradeLog.from_rows(data.symbol, data.timestamps, closed)
+    cost_totals = cost_breakdown(log, costs)
+    stats = compute_stats(equity, data.timestamps, log.pnl, costs.cash, cost_totals, exposure)
     stats["rejected_orders"] = float(rejected)
     return BacktestResult(
         symbol=data.symbol,
@@ -339,7 +345,7 @@ def _fast_loop(
         broker_params=params,
         timestamps=data.timestamps,
         equity=equity,
-        trades=trades,
+        trade_log=log,
         stats=stats,
         costs=cost_totals,
         initial_cash=costs.cash,
@@ -374,37 +380,13 @@ def _equity_curve(
     return equity, int(np.count_nonzero(signed))
 
 
-def _materialise_trades(data: MarketData, closed: list[tuple]) -> list[Trade]:
-    """Trade objects for the closed round trips (built once, after the loop)."""
-    ts = data.timestamps
-    symbol = data.symbol
-    out: list[Trade] = []
-    for side, units, eb, ep, xb, xp, pnl, comm, swp, reason in closed:
-        out.append(
-            Trade.model_construct(  # values are already validated floats/ints
-                symbol=symbol,
-                side=Side.BUY if side > 0 else Side.SELL,
-                quantity=units,
-                entry_time=datetime.fromtimestamp(int(ts[eb]) / 1e9, tz=timezone.utc),
-                entry_price=ep,
-                exit_time=datetime.fromtimestamp(int(ts[xb]) / 1e9, tz=timezone.utc),
-                exit_price=xp,
-                pnl=pnl,
-                commission=comm,
-                swap=swp,
-                exit_reason=reason,
-            )
-        )
-    return out
-
-
-def cost_breakdown(trades: list[Trade], costs: CostModel) -> dict[str, float]:
+def cost_breakdown(log: TradeLog, costs: CostModel) -> dict[str, float]:
     """Costs paid by kind. Every round trip has two fills, each paying half the spread
     and the slippage on its units."""
-    units = float(sum(t.quantity for t in trades))
+    units = float(log.quantity.sum())
     return {
-        "commission": float(sum(t.commission for t in trades)),
-        "swap": float(sum(t.swap for t in trades)),
+        "commission": float(log.commission.sum()),
+        "swap": float(log.swap.sum()),
         "spread": 2.0 * units * costs.half_spread,
         "slippage": 2.0 * units * costs.slippage,
     }

@@ -11,11 +11,10 @@ are NaN or +inf as documented per key.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
-from engine.types import Trade
 
 NS_PER_YEAR = 365.25 * 86_400 * 1e9
 
@@ -74,12 +73,13 @@ def max_drawdown(equity: np.ndarray) -> tuple[float, int, int, int]:
 def compute_stats(
     equity: np.ndarray,
     timestamps: np.ndarray,
-    trades: Sequence[Trade],
+    trade_pnl: np.ndarray,
     initial_cash: float,
     costs: Mapping[str, float],
     exposure_bars: int,
 ) -> dict[str, float]:
-    """All statistics of one backtest (keys: ``STAT_KEYS``).
+    """All statistics of one backtest (keys: ``STAT_KEYS``) from the equity at every
+    close and the net P&L of each closed trade.
 
     ``exposure_bars`` is the number of bars that ended with a position open.
     """
@@ -112,7 +112,7 @@ def compute_stats(
     depth, dd_bars, dd_start, dd_end = max_drawdown(equity)
     dd_days = float(timestamps[dd_end] - timestamps[dd_start]) / 86_400e9 if dd_bars else 0.0
 
-    pnls = np.fromiter((t.pnl for t in trades), dtype=np.float64, count=len(trades))
+    pnls = np.asarray(trade_pnl, dtype=np.float64)
     wins = pnls[pnls > 0]
     losses = pnls[pnls < 0]
     gross_profit = float(wins.sum())
@@ -146,7 +146,7 @@ def compute_stats(
         "profit_factor": profit_factor,
         "expectancy": expectancy,
         "exposure": exposure_bars / n if n else 0.0,
-        "trades": float(len(trades)),
+        "trades": float(pnls.size),
         "bars": float(n),
         "commission_paid": commission_paid,
         "swap_paid": swap_paid,

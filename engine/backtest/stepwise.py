@@ -30,6 +30,7 @@ from engine.backtest.runner import (
     resolve_strategy,
 )
 from engine.backtest.stats import compute_stats
+from engine.backtest.trade_log import TradeLog
 from engine.brokers.simulation_broker import BacktraderSimulationBroker
 from engine.data.market_data import MarketData, MarketSnapshot
 from engine.errors import LTSError, StrategyError
@@ -129,9 +130,9 @@ def run_stepwise(
     # A position still open on the last bar's close counts as exposed there (as in run_backtest).
     if broker.trade_history() and broker.trade_history()[-1].exit_reason == "end":
         exposed += 1
-    trades = broker.trade_history()
-    cost_totals = cost_breakdown(trades, costs)
-    stats = compute_stats(equity, data.timestamps, trades, costs.cash, cost_totals, exposed)
+    log = TradeLog.from_trades(data.symbol, broker.trade_history())
+    cost_totals = cost_breakdown(log, costs)
+    stats = compute_stats(equity, data.timestamps, log.pnl, costs.cash, cost_totals, exposed)
     stats["rejected_orders"] = float(broker.rejected_orders)
     return BacktestResult(
         symbol=data.symbol,
@@ -140,7 +141,7 @@ def run_stepwise(
         broker_params=params,
         timestamps=data.timestamps,
         equity=equity,
-        trades=trades,
+        trade_log=log,
         stats=stats,
         costs=cost_totals,
         initial_cash=costs.cash,
