@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine.errors import DomainError, LTSError
 from persistence.database import make_engine, make_session_factory, make_write_session_factory
@@ -58,6 +59,16 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
         """Run one described write (its own transaction). Raises like the method would."""
         return self._dispatch(write)
 
+    def apply_each(self, writes: Sequence[WriteRequest]) -> list[WriteOutcome]:
+        """Apply ``writes`` in order, each in its own transaction (no batching)."""
+        outcomes: list[WriteOutcome] = []
+        for write in writes:
+            try:
+                outcomes.append(WriteOutcome.success(write, self._dispatch(write)))
+            except LTSError as exc:
+                outcomes.append(WriteOutcome.failure(write, exc))
+        return outcomes
+
     def apply_batch(self, writes: Sequence[WriteRequest]) -> list[WriteOutcome]:
         """Apply ``writes`` in order in ONE transaction, each inside its own SAVEPOINT, so
         a bad write fails alone (its outcome says why) and the rest commit together.
@@ -89,6 +100,11 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
         try:
             result = self._dispatch(write)
         except LTSError as exc:
+            return WriteOutcome.failure(write, exc)
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError)):
+                raise  # the connection or database failed: the whole batch must be resent
+            logger.exception("write %s (%s) failed in the database", write.ctx.request_id, write.op)
             return WriteOutcome.failure(write, exc)
         except Exception as exc:  # noqa: BLE001 - a bug in one write must not sink the batch
             logger.exception("write %s (%s) failed unexpectedly", write.ctx.request_id, write.op)
