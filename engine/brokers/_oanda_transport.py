@@ -203,7 +203,7 @@ class OandaTransport:
         def log_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             logger.warning(
-                "%s: %s, attempt %d/%d failed (%s); retrying in %.2fs",
+                "%s: %s, attempt %d/%d failed (%s); retrying in %.3fs",
                 self.label, what, state.attempt_number, self.max_retries + 1, exc,
                 state.next_action.sleep if state.next_action else 0.0,
             )
