@@ -123,8 +123,13 @@ def run(config: LTSConfig, args: argparse.Namespace) -> int:
     recorder = None if args.no_db else _recorder(config)
 
     address = args.address if args.address is not None else config["ray_address"]
-    started_ray = connect_ray(address, namespace=config["ray_namespace"],
-                              num_cpus=args.num_cpus, ship_code=args.ship_code)
+    try:
+        started_ray = connect_ray(address, namespace=config["ray_namespace"],
+                                  num_cpus=args.num_cpus, ship_code=args.ship_code)
+    except BaseException:
+        if recorder is not None:
+            recorder.close()
+        raise
     print(f"running {total} backtests ({len(plan.files)} files x "
           f"{total // max(1, len(plan.files))} parameter sets) of {strategy}", file=sys.stderr)
     cancel = threading.Event()

@@ -177,3 +177,55 @@ def test_cancelling_keeps_what_finished(ray_session: Any, backtest_data: list[Pa
     assert all((tmp_path / "out" / r["files"]["trades_csv"]).exists() for r in finished)
     assert {r["error"] for r in summary["runs"] if r["status"] == "cancelled"} == {"cancelled (interrupted)"}
     assert "interrupted" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_batch_is_recorded_in_the_database(
+    ray_session: Any, backtest_data: list[Path], broken_csv: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from persistence.schema import create_schema
+    from persistence.store import Store
+
+    url = f"sqlite:///{tmp_path / 'lts.db'}"
+    store = Store.from_url(url)
+    create_schema(store.engine)
+    try:
+        out = tmp_path / "out"
+        code = main(["backtest", str(backtest_data[1]), str(broken_csv), "--strategy", "sma_cross",
+                     "--grid", "fast=5,10", "--out", str(out), "--database_url", url])
+        assert code == 1, capsys.readouterr().err
+        summary = json.loads((out / "summary.json").read_text())
+        [run] = store.list_backtest_runs().items
+        assert run.status == "completed" and run.strategy_plugin == "sma_cross"
+        assert run.total_jobs == run.completed_jobs == 4
+        assert run.error == "2 of 4 runs failed, 0 cancelled"
+        assert run.output_dir == str(out.resolve())
+        assert run.started_at is not None and run.finished_at is not None
+        results = {r.params["index"]: r for r in store.list_backtest_results(run.id)}
+        assert len(results) == 4
+        for row in summary["runs"]:
+            stored = results[row["index"]]
+            assert stored.data_path == row["file"]
+            assert stored.params["grid"] == row["grid_params"]
+            if row["status"] == "ok":
+                assert stored.error is None and stored.stats == row["stats"]
+                assert stored.trades_count == row["stats"]["trades"] > 0
+                assert Path(stored.trades_path).is_file() and Path(stored.plot_path).is_file()
+            else:
+                assert stored.error == row["error"] and ":301:" in stored.error
+        assert store.list_audit_logs(action="backtest.result").total == 4  # INT-08
+        assert store.list_audit_logs(action="backtest.create").total == 1
+    finally:
+        store.close()
+
+
+def test_database_without_tables_is_refused_before_running(
+    ray_session: Any, backtest_data: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    code = main(["backtest", str(backtest_data[0]), "--strategy", "sma_cross",
+                 "--out", str(tmp_path / "out"), "--database_url", url])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "has no backtest_results, backtest_runs table(s): run `lts db init` first" in err
+    assert not (tmp_path / "out").exists()
