@@ -32,6 +32,8 @@ DEFAULT_VALUES: dict[str, Any] = {
     "ray_namespace": "lts",
     "log_level": "INFO",
     "data_dir": "./data",
+    # Where `lts backtest` and POST /api/backtests write reports (one folder per batch).
+    "backtest_dir": "./backtest_results",
     # Prediction provider (external service).
     "prediction_provider_url": "http://127.0.0.1:8001",
     "prediction_api_key": None,
