@@ -117,10 +117,11 @@ class AsyncPredictionClient:
                 if outcome is not None:
                     return outcome
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining > 0:
+                await asyncio.sleep(min(interval, remaining))
+            if time.monotonic() >= deadline:
                 last = answer.get("status") if answer else "pending"
                 raise deadline_error(what, s, f"prediction {pid} still {last}")
-            await asyncio.sleep(min(interval, remaining))
             interval = min(s.max_poll_interval_s, interval * 1.5)
             answer = await self._call("GET", poll_path, poll_what, deadline)
 
@@ -136,7 +137,7 @@ class AsyncPredictionClient:
         s = self.settings
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise deadline_error(what, s, "waiting for a free request slot")
+            raise deadline_error(what, s)
         try:
             await asyncio.wait_for(self._slots.acquire(), remaining)
         except TimeoutError:

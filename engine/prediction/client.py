@@ -127,10 +127,11 @@ class PredictionClient:
                 if outcome is not None:
                     return outcome
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining > 0:
+                time.sleep(min(interval, remaining))
+            if time.monotonic() >= deadline:
                 last = answer.get("status") if answer else "pending"
                 raise deadline_error(what, s, f"prediction {pid} still {last}")
-            time.sleep(min(interval, remaining))
             interval = min(s.max_poll_interval_s, interval * 1.5)
             answer = self._call("GET", poll_path, poll_what, deadline)
 
@@ -146,7 +147,9 @@ class PredictionClient:
     ) -> dict[str, Any]:
         s = self.settings
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not self._slots.acquire(timeout=remaining):
+        if remaining <= 0:
+            raise deadline_error(what, s)
+        if not self._slots.acquire(timeout=remaining):
             raise deadline_error(what, s, "waiting for a free request slot")
         try:
             remaining = max(0.001, deadline - time.monotonic())
