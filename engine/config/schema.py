@@ -148,8 +148,10 @@ def _check_value(key: str, value: Any, source: ConfigSource, kt: KeyType) -> tup
             return adapter.validate_python(source.raw), None
         except ValidationError:
             pass
-    detail = first_error.errors()[0].get("msg", "") if first_error.errors() else ""
-    hint = f" [{detail}]" if detail and kt.expected not in detail else ""
+    # A plain type mismatch is said by "expects ..."; a broken constraint gets pydantic's words.
+    details = first_error.errors()
+    is_type_error = bool(details) and str(details[0].get("type", "")).endswith("_type")
+    hint = f" [{details[0]['msg']}]" if details and not is_type_error else ""
     return value, (
         f"config key {key!r} expects {kt.expected}, got {show_value(key, value)} "
         f"from {source}{hint}"

@@ -77,8 +77,8 @@ def _find_entry_point(group: str, name: str) -> EntryPoint:
         return plugins[name]
     names = ", ".join(plugins) if plugins else "(none installed)"
     raise PluginError(
-        f"unknown {normalize_group(group)} plugin {name!r}; "
-        f"available in {entry_point_group(group)}: {names}"
+        f"unknown {normalize_group(group)} plugin {name!r} "
+        f"(available in {entry_point_group(group)}: {names})"
     )
 
 
