@@ -178,13 +178,18 @@ class DefaultAAA(AAAPlugin):
 
     def create_tokens(self, subject: str, **claims: Any) -> dict[str, Any]:
         """An access token (``access_token_minutes``) and a refresh token
-        (``refresh_token_days``) for ``subject``; ``claims`` (e.g. ``sid``) go in both.
+        (``refresh_token_days``) for ``subject``; ``claims`` (e.g. ``sid``) go in both,
+        and the access token also carries ``rjti``, the refresh token's ``jti``.
 
         Returns ``access_token``, ``refresh_token``, ``token_type``, ``expires_in``
         (seconds), ``access_jti``, ``refresh_jti``, ``access_expires_at``,
         ``refresh_expires_at``."""
-        access, access_jti, access_exp = self._encode(subject, ACCESS, self.access_ttl, claims)
         refresh, refresh_jti, refresh_exp = self._encode(subject, REFRESH, self.refresh_ttl, claims)
+        # The access token names the refresh token issued with it ("rjti"), so the
+        # gateway can tell whether that login was since revoked (logout, token reuse).
+        access, access_jti, access_exp = self._encode(
+            subject, ACCESS, self.access_ttl, {**claims, "rjti": refresh_jti}
+        )
         return {
             "access_token": access,
             "refresh_token": refresh,

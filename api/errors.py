@@ -28,11 +28,21 @@ class ApiError(domain.LTSError):
     status_code: int = 400
     code: str = "bad_request"
 
-    def __init__(self, message: str, *, details: Any = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+        audited: bool = False,
+    ):
         super().__init__(message)
         self.message = message
         self.details = details
         self.headers = headers
+        # True when the code raising it already wrote the audit row (failed login...),
+        # so the 401/403 handler does not write a second one.
+        self.audited = audited
 
 
 class Unauthorized(ApiError):
@@ -140,7 +150,7 @@ def _clean_validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
         cleaned.append(
             {
                 "loc": [str(p) for p in err.get("loc", ())],
-                "msg": str(err.get("msg", "")),
+                "msg": str(err.get("msg", "")).removeprefix("Value error, "),
                 "type": str(err.get("type", "")),
             }
         )

@@ -1,0 +1,176 @@
+"""Typed dependency aliases every router uses: services, the authenticated caller,
+admin-only access and pagination.
+
+``get_current_user`` is the one gate for every protected endpoint (INT-07): Bearer
+token -> signature and algorithm (HS256 pinned) -> required claims ``exp``/``iat``/
+``sub``/``jti``/``type`` -> token type ``access`` -> the user exists and is active ->
+the login (token family ``sid``) has not been revoked by logout or refresh-token reuse.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.auth_service import session_alive
+from api.engine_handle import EngineHandle
+from api.errors import EngineUnavailable, Forbidden, Unauthorized
+from api.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from api.settings import GatewaySettings
+from engine.errors import NotFound
+from engine.plugins.base import AAAPlugin
+from persistence.records import AuditContext, PageRequest, UserRecord
+
+_USER_AGENT_MAX = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the app was built with (``app.state.services``)."""
+
+    settings: GatewaySettings
+    config: Mapping[str, Any]
+    store: Any  # persistence.Store: reads, and writes when no engine runs
+    aaa: AAAPlugin
+    engine: EngineHandle | None = None
+
+    @property
+    def writer(self) -> Any:
+        """Where writes go: the engine's store (through the persistence actor) while an
+        engine runs, else the local Store."""
+        return self.engine.store if self.engine is not None else self.store
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def request_origin(request: Request) -> tuple[str | None, str | None]:
+    """Client IP (the connection's peer; proxy headers are not trusted) and user agent."""
+    ip = request.client.host if request.client else None
+    agent = request.headers.get("user-agent")
+    return ip, agent[:_USER_AGENT_MAX] if agent else None
+
+
+def anonymous_context(request: Request) -> AuditContext:
+    """Audit context for requests made before anyone is authenticated (register, login).
+
+    ``user_id=None`` is what the Store calls "system": only the API's own fixed
+    arguments (role ``user``...) reach the Store from these routes."""
+    ip, agent = request_origin(request)
+    return AuditContext(user_id=None, is_admin=False, ip=ip, user_agent=agent, request_id=new_request_id())
+
+
+def new_request_id() -> str:
+    """A fresh idempotency key for one Store write (a resend of it is not applied twice)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated user of a request, with where the request came from."""
+
+    user: UserRecord
+    session_family: str | None
+    ip: str | None
+    user_agent: str | None
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.is_admin
+
+    def ctx(self) -> AuditContext:
+        """Audit context for one write by this caller (a fresh request id each call)."""
+        return AuditContext(
+            user_id=self.user.id,
+            is_admin=self.user.is_admin,
+            ip=self.ip,
+            user_agent=self.user_agent,
+            request_id=new_request_id(),
+        )
+
+
+_bearer = HTTPBearer(auto_error=False, description="access token from POST /api/auth/login")
+
+
+def get_current_user(
+    request: Request,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """The caller behind a valid access token, or 401."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthorized("missing bearer token")
+    claims = services.aaa.decode_token(credentials.credentials, "access")
+    sub = claims["sub"]
+    if not sub.isdigit() or not 0 < int(sub) < 2**63:
+        raise Unauthorized("invalid token: bad subject")
+    user_id = int(sub)
+    family, refresh_jti = claims.get("sid"), claims.get("rjti")
+    if not isinstance(family, str) or not isinstance(refresh_jti, str):
+        raise Unauthorized("invalid token: no session")
+    try:
+        user = services.store.get_user(user_id)
+    except NotFound:
+        raise Unauthorized("user unknown or deactivated") from None
+    if not user.is_active:
+        raise Unauthorized("user unknown or deactivated")
+    if not session_alive(services.store, refresh_jti):
+        raise Unauthorized("session revoked; log in again")
+    ip, agent = request_origin(request)
+    caller = Caller(user=user, session_family=family, ip=ip, user_agent=agent)
+    request.state.caller = caller  # for auditing a later 403
+    return caller
+
+
+CurrentUser = Annotated[Caller, Depends(get_current_user)]
+
+
+def require_admin(caller: CurrentUser) -> Caller:
+    """The caller, if an admin; 403 otherwise."""
+    if not caller.is_admin:
+        raise Forbidden("administrator role required")
+    return caller
+
+
+AdminUser = Annotated[Caller, Depends(require_admin)]
+
+
+def require_engine(services: ServicesDep) -> EngineHandle:
+    if services.engine is None:
+        raise EngineUnavailable("the trading engine is not running in this process (start it with 'lts run')")
+    return services.engine
+
+
+EngineDep = Annotated[EngineHandle, Depends(require_engine)]
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    page: int
+    page_size: int
+
+    def to_request(self) -> PageRequest:
+        return PageRequest(offset=(self.page - 1) * self.page_size, limit=self.page_size)
+
+
+def page_params(
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"at most {MAX_PAGE_SIZE}")] = DEFAULT_PAGE_SIZE,
+) -> PageParams:
+    return PageParams(page=page, page_size=page_size)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]

@@ -1,0 +1,144 @@
+"""Assets: ``/api/portfolios/{id}/assets`` and ``/api/assets/{id}``.
+
+Plugin configs are validated against the plugin's ``plugin_params`` before they are
+stored; a change to a running asset reaches it through the engine's ``reload_asset``
+and takes effect on its next step.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, status
+
+from api.deps import Caller, CurrentUser, PageDep, Services, ServicesDep
+from api.plugin_config import validate_plugin_config
+from api.routers import ERROR_RESPONSES
+from api.schemas.assets import AllocationUpdate, AssetCreate, AssetPublic, AssetUpdate, PluginConfigUpdate
+from api.schemas.common import Message, Page
+from engine.errors import LTSError
+from persistence.enums import AssetStatus
+from persistence.records import AssetCreate as AssetSpec
+from persistence.records import AssetUpdate as AssetChanges
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["assets"], responses=ERROR_RESPONSES)
+
+Id = Annotated[int, Path(ge=1, lt=2**63)]
+
+
+def _notify_engine(services: Services, asset_id: int) -> None:
+    """Tell a running engine the asset changed. The database already holds the change,
+    so a failure here is logged, not returned: the asset reads its config on (re)start."""
+    if services.engine is None:
+        return
+    try:
+        services.engine.reload_asset(asset_id)
+    except LTSError as exc:
+        logger.warning("asset %s: engine reload failed (%s); the change applies on its next start", asset_id, exc)
+
+
+def _public(record: Any) -> AssetPublic:
+    return AssetPublic.model_validate(record)
+
+
+@router.get("/api/portfolios/{portfolio_id}/assets", response_model=Page[AssetPublic])
+def list_assets(
+    portfolio_id: Id,
+    caller: CurrentUser,
+    services: ServicesDep,
+    page: PageDep,
+    is_active: Annotated[bool | None, Query()] = None,
+    status_: Annotated[AssetStatus | None, Query(alias="status")] = None,
+) -> Page[AssetPublic]:
+    viewer = caller.ctx().viewer()
+    services.store.get_portfolio(portfolio_id, viewer=viewer)  # 404 when not visible
+    result = services.store.list_assets(
+        viewer=viewer, portfolio_id=portfolio_id, is_active=is_active, status=status_, page=page.to_request()
+    )
+    return Page[AssetPublic](
+        items=[_public(a) for a in result.items], total=result.total, page=page.page, page_size=page.page_size
+    )
+
+
+@router.post("/api/portfolios/{portfolio_id}/assets", response_model=AssetPublic, status_code=status.HTTP_201_CREATED)
+def create_asset(portfolio_id: Id, body: AssetCreate, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
+    """Add an (inactive) asset with its strategy / broker / pipeline plugins and configs."""
+    services.store.get_portfolio(portfolio_id, viewer=caller.ctx().viewer())
+    for kind in ("strategy", "broker", "pipeline"):
+        validate_plugin_config(kind, getattr(body, f"{kind}_plugin"), getattr(body, f"{kind}_config"), field=f"{kind}_config")
+    record = services.writer.create_asset(caller.ctx(), portfolio_id, AssetSpec(**body.model_dump()))
+    return _public(record)
+
+
+@router.get("/api/assets/{asset_id}", response_model=AssetPublic)
+def get_asset(asset_id: Id, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
+    return _public(services.store.get_asset(asset_id, viewer=caller.ctx().viewer()))
+
+
+@router.put("/api/assets/{asset_id}", response_model=AssetPublic)
+def update_asset(asset_id: Id, body: AssetUpdate, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
+    """Change symbol, position limit or data source (fields left out keep their value)."""
+    record = services.writer.update_asset(caller.ctx(), asset_id, AssetChanges(**body.model_dump(exclude_unset=True)))
+    _notify_engine(services, asset_id)
+    return _public(record)
+
+
+@router.delete("/api/assets/{asset_id}", response_model=Message)
+def delete_asset(asset_id: Id, caller: CurrentUser, services: ServicesDep) -> Message:
+    """Remove an inactive asset with its orders and positions."""
+    services.writer.delete_asset(caller.ctx(), asset_id)
+    return Message(message=f"asset {asset_id} deleted")
+
+
+def _set_plugin(kind: str, asset_id: int, body: PluginConfigUpdate, caller: Caller, services: Services) -> AssetPublic:
+    current = services.store.get_asset(asset_id, viewer=caller.ctx().viewer())
+    plugin = body.plugin or getattr(current, f"{kind}_plugin")
+    validate_plugin_config(kind, plugin, body.config, field="config")
+    setter = getattr(services.writer, f"set_asset_{kind}")
+    record = setter(caller.ctx(), asset_id, plugin=body.plugin, config=dict(body.config))
+    _notify_engine(services, asset_id)
+    return _public(record)
+
+
+@router.patch("/api/assets/{asset_id}/strategy", response_model=AssetPublic)
+def set_strategy(asset_id: Id, body: PluginConfigUpdate, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
+    """Switch the strategy plugin and/or replace its config (checked against its parameters)."""
+    return _set_plugin("strategy", asset_id, body, caller, services)
+
+
+@router.patch("/api/assets/{asset_id}/broker", response_model=AssetPublic)
+def set_broker(asset_id: Id, body: PluginConfigUpdate, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
+    """Switch the broker plugin and/or replace its config (checked against its parameters)."""
+    return _set_plugin("broker", asset_id, body, caller, services)
+
+
+@router.patch("/api/assets/{asset_id}/pipeline", response_model=AssetPublic)
+def set_pipeline(asset_id: Id, body: PluginConfigUpdate, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
+    """Switch the pipeline plugin and/or replace its config (checked against its parameters)."""
+    return _set_plugin("pipeline", asset_id, body, caller, services)
+
+
+@router.patch("/api/assets/{asset_id}/allocation", response_model=AssetPublic)
+def set_allocation(asset_id: Id, body: AllocationUpdate, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
+    """Set the capital this asset trades with."""
+    record = services.writer.set_asset_allocation(caller.ctx(), asset_id, allocated_capital=body.allocated_capital)
+    _notify_engine(services, asset_id)
+    return _public(record)
+
+
+@router.post("/api/assets/{asset_id}/activate", response_model=AssetPublic)
+def activate_asset(asset_id: Id, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
+    """Activate the asset (and clear an errored state); an active portfolio starts trading it."""
+    record = services.writer.activate_asset(caller.ctx(), asset_id)
+    _notify_engine(services, asset_id)
+    return _public(record)
+
+
+@router.post("/api/assets/{asset_id}/deactivate", response_model=AssetPublic)
+def deactivate_asset(asset_id: Id, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
+    record = services.writer.deactivate_asset(caller.ctx(), asset_id)
+    _notify_engine(services, asset_id)
+    return _public(record)

@@ -1,0 +1,275 @@
+"""Backtests over the REST API: submit, list, status + results, report download.
+
+    POST /api/backtests               submit (202): files under the configured data_dir
+    GET  /api/backtests               own runs (admins: all), newest first, paginated
+    GET  /api/backtests/{id}          status, progress and every run's result
+    GET  /api/backtests/{id}/report   the run's self-contained report.html
+
+Files are named relative to the server's ``data_dir`` (globs allowed); anything that
+resolves outside it — ``..``, an absolute path elsewhere, a symlink pointing out — is
+refused with 422 naming the entry, before anything is recorded or run.
+
+The gateway does not import Ray: the batch runs through the engine handle, which must
+offer ``submit_backtest`` (see :class:`BacktestSubmitter`; the actor runtime delegates
+it to ``actors.backtests.launcher.BacktestLauncher``). Without one the answer is 503.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+
+from fastapi import APIRouter, Path as PathParam, status
+from fastapi.responses import FileResponse
+from pydantic import Field
+
+from api.deps import CurrentUser, PageDep, ServicesDep
+from api.errors import Conflict, EngineUnavailable, InvalidInput
+from api.routers import ERROR_RESPONSES
+from api.schemas.common import Page, PublicModel, RequestModel
+from engine.errors import NotFound
+from persistence.records import BacktestRunRecord, Viewer
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/backtests", tags=["backtests"], responses=ERROR_RESPONSES)
+
+MAX_FILES = 1000
+MAX_RUNS_PER_REQUEST = 10_000
+RankBy = Literal["total_return", "annualized_return", "sharpe", "sortino", "max_drawdown",
+                 "win_rate", "profit_factor"]
+
+
+@runtime_checkable
+class BacktestSubmitter(Protocol):
+    """What the engine handle offers for backtests (the actor runtime's part)."""
+
+    def submit_backtest(self, *, run_id: int, plan: Any, out_dir: str, ctx: Any,
+                        rank_by: str = "total_return") -> None:
+        """Start the batch of run ``run_id`` in the background; return at once."""
+        ...
+
+
+# ---------------------------------------------------------------------------- schemas
+
+
+class BacktestCreate(RequestModel):
+    """A batch: files (relative to the server's data directory) x parameter grid."""
+
+    files: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
+        min_length=1, max_length=MAX_FILES,
+        description="CSV paths or glob patterns relative to the server's data_dir")
+    strategy: str = Field(min_length=1, max_length=64, description="strategy plugin name")
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="strategy/broker parameters for every run")
+    grid: dict[str, list[Any]] = Field(default_factory=dict,
+                                       description="parameter -> values; one run per combination")
+    rank_by: RankBy = "total_return"
+    datetime_column: str = Field(default="DATE_TIME", min_length=1, max_length=64)
+
+
+class BacktestRunPublic(PublicModel):
+    id: int
+    owner_id: int | None
+    status: str
+    strategy_plugin: str
+    params: dict[str, Any]
+    data_files: list[str]
+    total_jobs: int
+    completed_jobs: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    report_url: str | None
+
+
+class BacktestResultPublic(PublicModel):
+    id: int
+    data_file: str
+    params: dict[str, Any]
+    stats: dict[str, Any]
+    trades_count: int
+    error: str | None
+
+
+class BacktestRunDetail(BacktestRunPublic):
+    results: list[BacktestResultPublic]
+
+
+# ---------------------------------------------------------------------------- helpers
+
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def _relative(path: str | None, root: Path) -> str | None:
+    """A stored absolute path shown relative to ``root`` (server paths stay private)."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return Path(path).name
+
+
+def _run_public(run: BacktestRunRecord, data_root: Path) -> dict[str, Any]:
+    has_report = run.status in FINISHED and run.output_dir is not None
+    return {
+        "id": run.id,
+        "owner_id": run.owner_id,
+        "status": str(run.status),
+        "strategy_plugin": run.strategy_plugin,
+        "params": {k: v for k, v in run.params.items() if k != "files"},
+        "data_files": [_relative(p, data_root) for p in run.data_paths],
+        "total_jobs": run.total_jobs,
+        "completed_jobs": run.completed_jobs,
+        "error": run.error,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "report_url": f"/api/backtests/{run.id}/report" if has_report else None,
+    }
+
+
+def data_root(config: Any) -> Path:
+    """The configured data directory, resolved (symlinks included)."""
+    return Path(os.path.expanduser(str(config["data_dir"]))).resolve()
+
+
+def resolve_data_files(root: Path, entries: list[str]) -> list[Path]:
+    """Files named by ``entries`` (relative paths or globs under ``root``).
+
+    Each match is resolved (``..`` and symlinks followed) and must lie inside ``root``;
+    the error names the entry and its position. A pattern that matches nothing is an
+    error too, so a typo cannot silently shrink the batch.
+    """
+    found: dict[Path, None] = {}
+    for position, entry in enumerate(entries):
+        where = f"files[{position}] {entry!r}"
+        if "\x00" in entry:
+            raise InvalidInput(f"{where}: invalid character")
+        if entry.startswith("~"):
+            raise InvalidInput(f"{where}: give a path relative to the data directory")
+        if ".." in Path(entry).parts:
+            raise InvalidInput(f"{where}: '..' is not allowed: files must be inside the data directory")
+        # An absolute path is accepted only when it lies inside the data directory.
+        pattern = entry if Path(entry).is_absolute() else str(root / entry)
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(entry) else [pattern]
+        files = []
+        for match in matches:
+            resolved = Path(match).resolve()
+            if not resolved.is_relative_to(root):
+                raise InvalidInput(f"{where}: resolves outside the data directory")
+            if resolved.is_file():
+                files.append(resolved)
+        if not files:
+            raise InvalidInput(f"{where}: no such file in the data directory")
+        for path in files:
+            found.setdefault(path, None)
+    return list(found)
+
+
+def _viewer(caller: Any) -> Viewer:
+    return Viewer(user_id=caller.id, is_admin=caller.is_admin)
+
+
+def _submitter(services: Any) -> BacktestSubmitter:
+    engine = services.engine
+    if engine is None or not callable(getattr(engine, "submit_backtest", None)):
+        raise EngineUnavailable(
+            "backtests run on the engine's Ray cluster: start the server with 'lts run' "
+            "(or use the 'lts backtest' command)")
+    return engine
+
+
+# ---------------------------------------------------------------------------- routes
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=BacktestRunPublic,
+             summary="Submit a batch of backtests")
+def submit_backtest(body: BacktestCreate, caller: CurrentUser, services: ServicesDep) -> dict[str, Any]:
+    from actors.backtests.planning import plan_from_params  # plain Python, no Ray
+
+    root = data_root(services.config)
+    files = resolve_data_files(root, body.files)
+    plan = plan_from_params(strategy=body.strategy, files=files, set_params=body.params,
+                            grid=body.grid, datetime_column=body.datetime_column)
+    total = len(files)
+    for values in plan.grid.values():
+        total *= len(values)
+    if total > MAX_RUNS_PER_REQUEST:
+        raise InvalidInput(f"the batch has {total} runs; at most {MAX_RUNS_PER_REQUEST} per request")
+    submitter = _submitter(services)
+
+    run = services.writer.create_backtest_run(caller.ctx(), {
+        "strategy_plugin": plan.strategy,
+        "params": {**plan.to_json(), "rank_by": body.rank_by},
+        "data_paths": [str(f) for f in files],
+        "total_jobs": total,
+    })
+    out_dir = Path(os.path.expanduser(str(services.config["backtest_dir"]))) / f"run-{run.id}"
+    try:
+        submitter.submit_backtest(run_id=run.id, plan=plan, out_dir=str(out_dir.resolve()),
+                                  ctx=caller.ctx(), rank_by=body.rank_by)
+    except Exception as exc:
+        logger.exception("backtest run %s could not be submitted", run.id)
+        services.writer.update_backtest_run(caller.ctx(), run.id, status="failed",
+                                            error=f"could not be submitted: {type(exc).__name__}")
+        raise EngineUnavailable("the engine could not start the backtest; try again later") from exc
+    logger.info("user %s submitted backtest run %s (%d runs)", caller.id, run.id, total)
+    return _run_public(services.store.get_backtest_run(run.id), root)
+
+
+@router.get("", response_model=Page[BacktestRunPublic], summary="List backtest runs")
+def list_backtests(caller: CurrentUser, services: ServicesDep, page: PageDep) -> dict[str, Any]:
+    result = services.store.list_backtest_runs(viewer=_viewer(caller), page=page.to_request())
+    root = data_root(services.config)
+    return {
+        "items": [_run_public(run, root) for run in result.items],
+        "total": result.total,
+        "page": page.page,
+        "page_size": page.page_size,
+    }
+
+
+@router.get("/{run_id}", response_model=BacktestRunDetail, summary="A run's status and results")
+def get_backtest(run_id: Annotated[int, PathParam(ge=1)], caller: CurrentUser,
+                 services: ServicesDep) -> dict[str, Any]:
+    viewer = _viewer(caller)
+    run = services.store.get_backtest_run(run_id, viewer=viewer)
+    root = data_root(services.config)
+    results = services.store.list_backtest_results(run_id, viewer=viewer)
+    body = _run_public(run, root)
+    body["results"] = [
+        {
+            "id": r.id,
+            "data_file": _relative(r.data_path, root),
+            "params": r.params,
+            "stats": r.stats,
+            "trades_count": r.trades_count,
+            "error": r.error,
+        }
+        for r in results
+    ]
+    return body
+
+
+@router.get("/{run_id}/report", response_class=FileResponse, summary="Download the HTML report",
+            responses={200: {"content": {"text/html": {}}}})
+def get_backtest_report(run_id: Annotated[int, PathParam(ge=1)], caller: CurrentUser,
+                        services: ServicesDep) -> FileResponse:
+    run = services.store.get_backtest_run(run_id, viewer=_viewer(caller))
+    if run.status not in FINISHED:
+        raise Conflict(f"backtest run {run_id} is {run.status}: the report is written when it ends")
+    # The folder comes from our own database row; still, only serve files under the
+    # configured backtest_dir.
+    base = Path(os.path.expanduser(str(services.config["backtest_dir"]))).resolve()
+    report = (Path(run.output_dir or "") / "report.html").resolve()
+    if not report.is_relative_to(base) or not report.is_file():
+        raise NotFound(f"backtest run {run_id} has no report")
+    return FileResponse(report, media_type="text/html",
+                        filename=f"backtest-{run_id}-report.html")

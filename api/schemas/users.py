@@ -1,0 +1,33 @@
+"""User bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import model_validator
+
+from api.schemas.common import PublicModel, RequestModel
+from persistence.enums import Role
+
+
+class UserPublic(PublicModel):
+    id: int
+    username: str
+    email: str | None
+    role: Role
+    is_active: bool
+    last_login_at: datetime | None
+    created_at: datetime
+
+
+class UserAdminUpdate(RequestModel):
+    """What an admin may change on an account (fields left out keep their value)."""
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "UserAdminUpdate":
+        if self.role is None and self.is_active is None:
+            raise ValueError("give at least one of 'role', 'is_active'")
+        return self

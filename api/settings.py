@@ -1,0 +1,64 @@
+"""The config keys the gateway reads, checked once when the app is built."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.config.defaults import DEFAULT_VALUES
+from engine.errors import ConfigError
+
+
+def _source(config: Mapping[str, Any], key: str) -> str:
+    source = getattr(config, "source", None)
+    if callable(source):
+        try:
+            return f" (from {source(key)})"
+        except Exception:  # a key the config does not know: it came from the defaults
+            return ""
+    return ""
+
+
+def _int(config: Mapping[str, Any], key: str, low: int, high: int) -> int:
+    value = config.get(key, DEFAULT_VALUES[key])
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"config key '{key}' must be an integer in [{low}, {high}], got {value!r}{_source(config, key)}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Validated gateway settings (from the merged LTS config)."""
+
+    api_host: str
+    api_port: int
+    database_url: str
+    rate_limit_per_minute: int
+    max_body_bytes: int
+    cors_origins: tuple[str, ...]
+    step_timeout_s: float
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "GatewaySettings":
+        origins = config.get("cors_origins", DEFAULT_VALUES["cors_origins"]) or []
+        if isinstance(origins, str):
+            origins = [o.strip() for o in origins.split(",") if o.strip()]
+        if not isinstance(origins, (list, tuple)) or not all(isinstance(o, str) for o in origins):
+            raise ConfigError(f"config key 'cors_origins' must be a list of origins, got {origins!r}{_source(config, 'cors_origins')}")
+        if "*" in origins:
+            # Credentials (Authorization headers) with a wildcard origin would let any site
+            # drive a logged-in browser: name the origins instead.
+            raise ConfigError("config key 'cors_origins' must list origins explicitly, not '*'")
+        timeout = config.get("step_timeout_s", DEFAULT_VALUES["step_timeout_s"])
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ConfigError(f"config key 'step_timeout_s' must be a positive number, got {timeout!r}")
+        return cls(
+            api_host=str(config.get("api_host", DEFAULT_VALUES["api_host"])),
+            api_port=_int(config, "api_port", 0, 65535),
+            database_url=str(config.get("database_url", DEFAULT_VALUES["database_url"])),
+            rate_limit_per_minute=_int(config, "rate_limit_per_minute", 1, 10_000_000),
+            max_body_bytes=_int(config, "max_body_bytes", 1, 1 << 30),
+            cors_origins=tuple(origins),
+            step_timeout_s=float(timeout),
+        )
