@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,16 +84,16 @@ class StoreRecorder:
                               "run `lts db init` first, or pass --no_db")
         return cls(store, AuditContext.system(), owns_store=True)
 
-    def _ctx(self) -> Any:
-        # A fresh idempotency key per write: a resend of the same write is harmless.
-        import uuid
-
-        return self.ctx.with_request_id(uuid.uuid4().hex) if hasattr(self.ctx, "with_request_id") else self.ctx
+    def write_ctx(self) -> Any:
+        """The audit context for one write, with its own idempotency key (the Store
+        applies a key once: reusing the caller's key would turn every write after the
+        first into a no-op)."""
+        return self.ctx.with_request_id(uuid.uuid4().hex)
 
     def started(self, plan: BacktestPlan, total: int, out_dir: Path) -> None:
         self._out_dir = Path(out_dir)
         if self.run_id is None:
-            record = self.store.create_backtest_run(self._ctx(), {
+            record = self.store.create_backtest_run(self.write_ctx(), {
                 "strategy_plugin": plan.strategy,
                 "params": plan.to_json(),
                 "data_paths": list(plan.files),
@@ -100,17 +101,17 @@ class StoreRecorder:
                 "total_jobs": total,
             })
             self.run_id = record.id
-        self.store.update_backtest_run(self._ctx(), self.run_id, status="running",
+        self.store.update_backtest_run(self.write_ctx(), self.run_id, status="running",
                                        total_jobs=total, output_dir=str(self._out_dir.resolve()))
         logger.info("backtest run %s: %d jobs started", self.run_id, total)
 
     def run_finished(self, row: SummaryRow) -> None:
-        self.store.record_backtest_result(self._ctx(), self.run_id, result_spec(row, self._out_dir))
+        self.store.record_backtest_result(self.write_ctx(), self.run_id, result_spec(row, self._out_dir))
         self._completed += 1
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_EVERY_S:
             self._last_progress = now
-            self.store.update_backtest_run(self._ctx(), self.run_id, completed_jobs=self._completed)
+            self.store.update_backtest_run(self.write_ctx(), self.run_id, completed_jobs=self._completed)
 
     def finished(self, counts: dict[str, int], *, interrupted: bool, report: Path | None) -> None:
         """Final status: cancelled when interrupted, failed when no run succeeded,
@@ -127,7 +128,7 @@ class StoreRecorder:
             error = (f"{bad} of {counts.get('total', 0)} runs failed, "
                      f"{counts.get('cancelled', 0)} cancelled")
         try:
-            self.store.update_backtest_run(self._ctx(), self.run_id, status=status,
+            self.store.update_backtest_run(self.write_ctx(), self.run_id, status=status,
                                            completed_jobs=self._completed, error=error)
             logger.info("backtest run %s: %s (%s)", self.run_id, status, counts)
         finally:
@@ -137,7 +138,7 @@ class StoreRecorder:
         """Mark the run failed before or outside the batch (e.g. Ray unavailable)."""
         try:
             if self.run_id is not None:
-                self.store.update_backtest_run(self._ctx(), self.run_id, status="failed",
+                self.store.update_backtest_run(self.write_ctx(), self.run_id, status="failed",
                                                error=reason[:2000])
         finally:
             self.close()

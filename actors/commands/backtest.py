@@ -52,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="join a running Ray cluster (default: the config's ray_address, "
                              "else start a local one)")
     parser.add_argument("--out", metavar="DIR",
-                        help="output folder (default: ./backtest_results/<UTC time>)")
+                        help="output folder (default: <backtest_dir>/<UTC time>)")
     parser.add_argument("--rank_by", "--rank-by", dest="rank_by", default="total_return",
                         choices=RANK_CHOICES, help="metric the table is sorted by")
     parser.add_argument("--datetime_column", "--datetime-column", dest="datetime_column",
@@ -75,9 +75,9 @@ def extra_plugins(args: argparse.Namespace) -> list[tuple[str, str]]:
     return [("strategy", args.strategy)] if args.strategy else []
 
 
-def default_out_dir(now: datetime | None = None) -> Path:
+def default_out_dir(base: str | Path = "backtest_results", now: datetime | None = None) -> Path:
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
-    return Path("backtest_results") / stamp
+    return Path(base) / stamp
 
 
 @contextmanager
@@ -119,7 +119,7 @@ def run(config: LTSConfig, args: argparse.Namespace) -> int:
         symbol=args.symbol,
     )
     total = len(plan.runs())
-    out_dir = Path(args.out) if args.out else default_out_dir()
+    out_dir = Path(args.out) if args.out else default_out_dir(config["backtest_dir"])
     recorder = None if args.no_db else _recorder(config)
 
     address = args.address if args.address is not None else config["ray_address"]
