@@ -1,0 +1,220 @@
+"""``AssetActor`` (named ``asset:{id}``): runs one active asset's pipeline steps.
+
+A thin host around engine objects: the pipeline plugin (the step logic), the strategy
+plugin, the asset's market data, and ports to the broker actor and the persistence actor.
+
+Where the strategy runs: inside this actor by default. A hold decision, which is most
+steps, then costs no actor hop at all: one step is the supervisor's call plus, with a
+bar-driven broker, one ``advance`` call to the broker actor; orders add the persistence and
+broker round trips they need. A ``StrategyActor`` (``strategy_actors: true`` in the
+config) adds one hop per decision but lets a heavy strategy sit on its own CPU/GPU.
+
+On every (re)start the actor rebuilds its state from the database (open positions,
+pending intents) and reconciles them with the broker by client order id *before* its first
+decision (``start``). The supervisor, not Ray, restarts this actor (``max_restarts=0``),
+so it can count restarts, back off and give up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from decimal import Decimal
+from typing import Any
+
+from actors.metrics import engine_metrics, tags
+from actors.ports import ActorBrokerPort, InlineStrategyPort, PredictionActorPort, StoreJournal
+from actors.store_proxy import StoreProxy
+from engine.data.market_data import MarketData, MarketSnapshot
+from engine.errors import ConfigError, DataError, DomainError
+from engine.pipeline.default_pipeline import StepOutcome, StepPorts
+from engine.pipeline.ports import AssetState
+from engine.plugins.base import PipelinePlugin
+
+logger = logging.getLogger(__name__)
+
+
+class AssetActor:
+    """One asset's steps; see the module docstring."""
+
+    RAY_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_restarts": 0, "max_concurrency": 64}
+
+    def __init__(self, portfolio_id: int, asset_id: int, settings: dict[str, Any]) -> None:
+        self.portfolio_id = portfolio_id
+        self.asset_id = asset_id
+        self.settings = dict(settings)
+        self.store = StoreProxy.from_settings(self.settings)
+        self._lock = asyncio.Lock()  # one step at a time; stop() waits for it
+        self._started = False
+        self._stopping = False
+        self._forever = asyncio.Event()  # never set: watch() fails only when we die
+        self._last: dict[str, Any] | None = None
+        self._steps = 0
+        self._reload = False
+        self.state: AssetState | None = None
+        self.data: MarketData | None = None
+        self.index = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> dict[str, Any]:
+        """Load the asset, its data and plugins; rebuild state from the database;
+        reconcile with the broker. Idempotent."""
+        async with self._lock:
+            if not self._started:
+                await self._build()
+                self._started = True
+            return self._info()
+
+    async def _build(self) -> None:
+        from engine.plugins.loader import create_plugin
+
+        record = await self.store.asset(self.asset_id)
+        if record.portfolio_id != self.portfolio_id:
+            raise DomainError(f"asset {self.asset_id} belongs to portfolio {record.portfolio_id}, not {self.portfolio_id}")
+        self.record = record
+        self.mode = str(self.settings.get("mode", "simulation"))
+        self.data = load_asset_data(record, self.settings)
+        strategy = create_plugin("strategy", record.strategy_plugin, record.strategy_config)
+        self.pipeline = create_plugin("pipeline", record.pipeline_plugin, record.pipeline_config)
+        if not isinstance(self.pipeline, PipelinePlugin) or not hasattr(self.pipeline, "sync_with_broker"):
+            raise ConfigError(f"asset {self.asset_id}: pipeline plugin {record.pipeline_plugin!r} cannot run in an asset actor")
+        if self.settings.get("strategy_actors"):
+            from actors.strategy_actor import strategy_port
+
+            decider = await strategy_port(record.strategy_plugin, record.strategy_config, self.settings)
+        else:
+            decider = InlineStrategyPort(strategy)
+        broker = await ActorBrokerPort.open(record, self.data if self.mode == "simulation" else None, self.settings)
+        predictions = PredictionActorPort.for_strategy(strategy, self.data, record, self.settings)
+        self.ports = StepPorts(broker=broker, journal=StoreJournal(self.store, record), strategy=decider,
+                               predictions=predictions)
+        self.state = await self.store.rebuild_state(record)
+        # Resume where the broker's account is: re-running the bar it last processed is
+        # safe (same client order ids, idempotent advance), skipping one is not.
+        self.index = max(broker.cursor, 0)
+        if broker.finished:
+            self.state.finished = True
+        await self.pipeline.sync_with_broker(self.state, self.ports, None)  # reconcile first
+        logger.info("asset %s (portfolio %s): started at bar %d with %d open positions, %d pending",
+                    self.asset_id, self.portfolio_id, self.index, len(self.state.positions), len(self.state.pending))
+
+    async def stop(self) -> bool:
+        """Finish the in-flight step (if any) and refuse new ones."""
+        self._stopping = True
+        async with self._lock:
+            return True
+
+    async def reload(self) -> None:
+        """The asset's config changed in the database: rebuild before the next step."""
+        self._reload = True
+
+    # ------------------------------------------------------------------ steps
+
+    async def step(self, allocated_capital: Decimal | str | None = None) -> dict[str, Any]:
+        """One pipeline step at the next bar; returns the ``StepOutcome`` as a dict."""
+        async with self._lock:
+            if self._stopping:
+                return {"asset_id": self.asset_id, "ok": True, "action": "none", "reason": "stopping"}
+            if self._reload or not self._started:
+                self._reload = False
+                self._started = False
+                await self._build()
+                self._started = True
+            assert self.state is not None and self.data is not None
+            if allocated_capital is not None:
+                self.state.allocated_capital = Decimal(str(allocated_capital))
+            if self.state.finished:
+                return {"asset_id": self.asset_id, "ok": True, "action": "none", "reason": "finished", "finished": True}
+            started = time.perf_counter()
+            outcome = await self._one_step()
+            result = outcome.as_dict()
+            if self.mode == "simulation" and self.index >= len(self.data):
+                await self.pipeline.finish(self.state, self.ports)
+                result["finished"] = True
+            self._observe(outcome, time.perf_counter() - started)
+            self._last = result
+            self._steps += 1
+            return result
+
+    async def _one_step(self) -> StepOutcome:
+        assert self.state is not None and self.data is not None
+        if self.mode == "simulation":
+            snapshot = MarketSnapshot(self.data, self.index)
+            outcome = await self.pipeline.run_step(self.state, snapshot, self.ports)
+            self.index += 1  # a failed step is skipped, not retried (INT-04)
+            return outcome
+        # Live: the newest bar of the feed (the broker's prices) at wall-clock time.
+        self.data = await self.ports.broker.live_data(self.data)
+        snapshot = MarketSnapshot(self.data, len(self.data) - 1)
+        return await self.pipeline.run_step(self.state, snapshot, self.ports)
+
+    def _observe(self, outcome: StepOutcome, seconds: float) -> None:
+        metrics = engine_metrics()
+        if metrics is None:
+            return
+        portfolio = str(self.portfolio_id)
+        metrics.steps.inc(tags=tags(portfolio=portfolio, outcome="ok" if outcome.ok else outcome.error_kind))
+        metrics.decisions.inc(tags=tags(portfolio=portfolio, action=outcome.action))
+        metrics.step_latency.observe(seconds * 1000.0, tags=tags(portfolio=portfolio))
+        if outcome.order_status:
+            metrics.orders.inc(tags=tags(portfolio=portfolio, status=outcome.order_status))
+        if outcome.error_kind == "prediction":
+            metrics.prediction_errors.inc(tags=tags(source="asset"))
+
+    # ------------------------------------------------------------------ introspection
+
+    async def watch(self) -> None:
+        """Never returns: the supervisor awaits it to learn of this actor's death at once."""
+        await self._forever.wait()
+
+    async def ping(self) -> str:
+        return "ok"
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def info(self) -> dict[str, Any]:
+        return self._info()
+
+    def _info(self) -> dict[str, Any]:
+        state = self.state
+        return {
+            "asset_id": self.asset_id,
+            "portfolio_id": self.portfolio_id,
+            "pid": os.getpid(),
+            "index": self.index,
+            "bars": len(self.data) if self.data is not None else 0,
+            "steps": self._steps,
+            "open_positions": len(state.positions) if state else 0,
+            "pending": len(state.pending) if state else 0,
+            "finished": bool(state and state.finished),
+            "last_step": self._last,
+        }
+
+
+def load_asset_data(record: Any, settings: dict[str, Any]) -> MarketData:
+    """The asset's market data from its ``data_source`` (``{"path": CSV, ...}``).
+
+    A relative path is taken under the configured ``data_dir``."""
+    from pathlib import Path
+
+    from engine.data.csv_loader import load_csv
+
+    source = dict(record.data_source or {})
+    path = source.get("path") or source.get("csv")
+    if not path:
+        raise ConfigError(f"asset {record.id}: data_source needs a 'path' to an OHLC CSV, got {source}")
+    full = Path(path)
+    if not full.is_absolute():
+        full = Path(str(settings.get("data_dir", "./data"))) / full
+    if not full.exists():
+        raise DataError(f"asset {record.id}: data file {full} does not exist (data_source.path)")
+    return load_csv(
+        full,
+        symbol=record.symbol,
+        datetime_column=str(source.get("datetime_column", "DATE_TIME")),
+        drop_invalid=bool(source.get("drop_invalid", False)),
+    )

@@ -1,0 +1,253 @@
+"""``BrokerActor`` (named ``broker``): every order of the engine passes here.
+
+It hosts one broker plugin instance per *account*: assets whose broker plugin and broker
+config are equal share an account (a live broker account is one login), while a
+bar-driven simulation broker gets one account per asset because each asset walks its
+own data. The actor adds what a plugin should not have to care about:
+
+* idempotency by client order id: a repeated id returns the first result, and an id the
+  actor was asked about before it arrived (reconciliation after a crash) is refused
+  when it finally arrives, so a cancelled intent can never turn into an order;
+* retries with exponential backoff and jitter for ``TemporaryError`` only (the same
+  client order id is resent, which the plugin must deduplicate); rejections never retry;
+* one call at a time per account (plugins are not thread-safe), blocking I/O brokers run
+  in a thread so other accounts keep going;
+* a record of every result per account, which tests and ``lts status`` compare with the
+  database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from actors.metrics import engine_metrics, tags
+from engine.errors import OrderRejected, TemporaryError
+from engine.plugins.base import BrokerPlugin
+from engine.types import OrderResult, OrderStatus, PositionView
+
+logger = logging.getLogger(__name__)
+
+# Brokers that only compute in memory: called inline on the actor's event loop (a thread
+# hop would cost more than the call). Anything else may block on the network.
+INLINE_BROKERS = frozenset({"default_broker", "backtrader_simulation_broker"})
+
+
+def account_key(broker_name: str, broker_config: Mapping[str, Any], asset_id: Any, bar_driven: bool) -> str:
+    """The account an asset trades on: ``name:hash(config)`` (``+asset`` for simulations)."""
+    blob = json.dumps(dict(broker_config), sort_keys=True, default=str)
+    digest = hashlib.sha1(blob.encode()).hexdigest()[:12]
+    return f"{broker_name}:{digest}" + (f":asset{asset_id}" if bar_driven else "")
+
+
+@dataclass(slots=True)
+class _Account:
+    key: str
+    broker_name: str
+    broker: BrokerPlugin
+    inline: bool
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    results: dict[str, OrderResult] = field(default_factory=dict)  # client order id -> first result
+    refused: set[str] = field(default_factory=set)  # ids reconciled as "never received"
+    events: list[OrderResult] = field(default_factory=list)  # broker-initiated results, in order
+    closes: dict[str, OrderResult] = field(default_factory=dict)  # position id -> close result
+    data: Any = None  # MarketData of a bar-driven account
+    cursor: int = -1  # last bar processed (bar-driven brokers)
+    finished: bool = False
+
+
+class BrokerActor:
+    """Hosts broker plugin instances keyed by account; see the module docstring."""
+
+    RAY_OPTIONS: dict[str, Any] = {
+        "num_cpus": 0,
+        "max_restarts": -1,  # the process comes back; in-memory accounts do not (documented)
+        "max_concurrency": 1000,
+    }
+
+    def __init__(self, retry_attempts: int = 4, retry_max_wait_s: float = 2.0) -> None:
+        self._accounts: dict[str, _Account] = {}
+        self._retry_attempts = retry_attempts
+        self._retry_max_wait_s = retry_max_wait_s
+
+    # ----------------------------------------------------------------- accounts
+
+    async def open_account(
+        self,
+        key: str,
+        broker_name: str,
+        broker_config: Mapping[str, Any],
+        market_data: Any | None = None,
+    ) -> dict[str, Any]:
+        """Create the account ``key`` unless it exists; returns its cursor and whether it
+        is new. ``market_data`` (a ``MarketData``) feeds bar-driven simulation brokers."""
+        account = self._accounts.get(key)
+        if account is None:
+            from engine.plugins.loader import create_plugin
+
+            broker = create_plugin("broker", broker_name, dict(broker_config))
+            assert isinstance(broker, BrokerPlugin)
+            account = _Account(key=key, broker_name=broker_name, broker=broker, inline=broker_name in INLINE_BROKERS,
+                               data=market_data)
+            self._accounts[key] = account
+            logger.info("broker account %s opened (%s)", key, broker_name)
+            return {"cursor": account.cursor, "new": True, "finished": account.finished}
+        return {"cursor": account.cursor, "new": False, "finished": account.finished}
+
+    # ----------------------------------------------------------------- orders
+
+    async def execute_order(self, key: str, action: str, parameters: Mapping[str, Any]) -> OrderResult:
+        """The seed's ``execute_order`` on account ``key``, idempotent by client order id."""
+        account = self._account(key)
+        cid = str(parameters.get("client_order_id") or "")
+        async with account.lock:
+            if cid and cid in account.results:
+                return account.results[cid]
+            if cid and cid in account.refused:
+                return OrderResult(success=False, client_order_id=cid, status=OrderStatus.REJECTED,
+                                   reason="client order id was cancelled by reconciliation")
+            try:
+                result = await self._with_retries(account, account.broker.execute_order, action, dict(parameters))
+            except OrderRejected as exc:
+                result = OrderResult(success=False, client_order_id=cid or None,
+                                     status=OrderStatus.REJECTED, reason=str(exc))
+            except Exception:
+                self._count_error(account)
+                raise
+            if cid and result.client_order_id is None:
+                result = result.model_copy(update={"client_order_id": cid})
+            if cid:
+                account.results[cid] = result
+            if result.close_price is not None and result.position_id:
+                account.closes[result.position_id] = result
+            return result
+
+    async def find_order(self, key: str, client_order_id: str) -> OrderResult | None:
+        """The first result for ``client_order_id``; if the account never saw it, the id
+        is refused from now on (so a late arrival cannot become an order) and ``None``
+        comes back."""
+        account = self._account(key)
+        async with account.lock:
+            for event in reversed(account.events):  # a queued order's latest state (its fill)
+                if event.client_order_id == client_order_id:
+                    return event
+            if client_order_id in account.results:
+                return account.results[client_order_id]
+            account.refused.add(client_order_id)
+            return None
+
+    async def advance(self, key: str, index: int) -> list[OrderResult]:
+        """Bar-driven brokers: process bars up to ``index`` (idempotent; a bar already
+        processed gives ``[]``). Live brokers: ``[]``."""
+        account = self._account(key)
+        async with account.lock:
+            if index <= account.cursor or account.finished:
+                return []
+            produced: list[OrderResult] = []
+            data = account.data
+            if data is not None:
+                # Every bar since the last one seen, in order: stops and fills must not skip bars.
+                for bar in range(account.cursor + 1, min(index, len(data) - 1) + 1):
+                    produced.extend(_as_results(account.broker.on_bar(
+                        bar, int(data.timestamps[bar]), float(data.open[bar]), float(data.high[bar]),
+                        float(data.low[bar]), float(data.close[bar]))))
+            account.cursor = index
+            self._remember_events(account, produced)
+            return produced
+
+    async def finish(self, key: str) -> list[OrderResult]:
+        """End of a simulation: close everything at the last close (once)."""
+        account = self._account(key)
+        async with account.lock:
+            if account.finished:
+                return []
+            account.finished = True
+            method = getattr(account.broker, "close_all", None)
+            produced = _as_results(method("end")) if account.data is not None and method is not None else []
+            self._remember_events(account, produced)
+            return produced
+
+    async def closed_positions(self, key: str, position_ids: Sequence[str]) -> list[OrderResult]:
+        """Close results for those of ``position_ids`` that are no longer open here."""
+        account = self._account(key)
+        async with account.lock:
+            open_ids = {p.position_id for p in account.broker.get_open_orders()}
+            return [account.closes[pid] for pid in position_ids if pid not in open_ids and pid in account.closes]
+
+    # ----------------------------------------------------------------- inspection
+
+    async def open_positions(self, key: str) -> list[PositionView]:
+        account = self._account(key)
+        async with account.lock:
+            return list(account.broker.get_open_orders())
+
+    async def records(self, key: str | None = None) -> dict[str, dict[str, list[OrderResult]]]:
+        """Every result per account: ``{"orders": [...], "events": [...]}`` (tests, status)."""
+        keys = [key] if key is not None else list(self._accounts)
+        return {
+            k: {"orders": list(self._accounts[k].results.values()), "events": list(self._accounts[k].events)}
+            for k in keys
+            if k in self._accounts
+        }
+
+    async def accounts(self) -> list[str]:
+        return list(self._accounts)
+
+    async def ping(self) -> str:
+        return "ok"
+
+    # ----------------------------------------------------------------- internals
+
+    def _account(self, key: str) -> _Account:
+        try:
+            return self._accounts[key]
+        except KeyError:
+            from engine.errors import NotFound
+
+            raise NotFound(f"broker account {key!r} is not open (open_account first)") from None
+
+    def _remember_events(self, account: _Account, produced: list[OrderResult]) -> None:
+        account.events.extend(produced)
+        for result in produced:
+            if result.close_price is not None and result.position_id:
+                account.closes[result.position_id] = result
+
+    async def _with_retries(self, account: _Account, fn: Any, *args: Any) -> OrderResult:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TemporaryError),
+            wait=wait_random_exponential(multiplier=0.05, max=self._retry_max_wait_s),
+            stop=stop_after_attempt(self._retry_attempts),
+            before_sleep=before_sleep_log(logger, logging.WARNING),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if account.inline:
+                    result = fn(*args)
+                else:
+                    result = await asyncio.to_thread(fn, *args)
+                return _as_result(result)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _count_error(account: _Account) -> None:
+        metrics = engine_metrics()
+        if metrics is not None:
+            metrics.broker_errors.inc(tags=tags(broker=account.broker_name))
+
+
+def _as_result(value: Any) -> OrderResult:
+    return value if isinstance(value, OrderResult) else OrderResult.model_validate(value)
+
+
+def _as_results(values: Any) -> list[OrderResult]:
+    if not values:
+        return []
+    return [_as_result(v) for v in values]

@@ -1,0 +1,251 @@
+"""The asset actor's implementations of the pipeline ports (``engine.pipeline.ports``):
+broker calls go to the broker actor, records to the persistence actor (via
+``StoreProxy``), decisions to the in-process strategy (or a strategy actor), predictions
+to the prediction actor (API mode) or an in-process CSV provider. Every actor call has a
+timeout; an unavailable actor becomes a ``TemporaryError`` the step reports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from actors import naming
+from actors.broker_actor import account_key
+from engine.data.market_data import MarketData, MarketSnapshot
+from engine.errors import TemporaryError
+from engine.pipeline.ports import AssetState, OrderIntent
+from engine.types import Action, AssetContext, Decision, OrderResult, OrderStatus, PositionView, Side
+
+logger = logging.getLogger(__name__)
+
+
+async def _call(ref: Any, timeout_s: float, what: str) -> Any:
+    from ray.exceptions import RayActorError
+
+    try:
+        return await asyncio.wait_for(ref, timeout_s)
+    except asyncio.TimeoutError as exc:
+        raise TemporaryError(f"{what}: no answer within {timeout_s:g} s") from exc
+    except RayActorError as exc:
+        raise TemporaryError(f"{what}: actor unavailable ({type(exc).__name__})") from exc
+
+
+# ---------------------------------------------------------------------- broker
+
+
+class ActorBrokerPort:
+    """``BrokerPort`` over the broker actor, for one asset's account."""
+
+    def __init__(self, handle: Any, key: str, timeout_s: float, info: Mapping[str, Any]) -> None:
+        self._handle = handle
+        self.key = key
+        self._timeout_s = timeout_s
+        self.cursor = int(info.get("cursor", -1))
+        self.finished = bool(info.get("finished", False))
+
+    @classmethod
+    async def open(cls, record: Any, data: MarketData | None, settings: Mapping[str, Any]) -> "ActorBrokerPort":
+        """Open (or find) the asset's account in the broker actor."""
+        import ray
+
+        from engine.plugins.loader import load_plugin
+
+        broker_cls = load_plugin("broker", record.broker_plugin)
+        bar_driven = callable(getattr(broker_cls, "on_bar", None)) and data is not None
+        config = dict(record.broker_config or {})
+        if "symbol" in broker_cls.plugin_params and "symbol" not in config:
+            config["symbol"] = record.symbol
+        key = account_key(record.broker_plugin, config, record.id, bar_driven)
+        handle = ray.get_actor(naming.BROKER, namespace=str(settings.get("ray_namespace", "lts")))
+        timeout = float(settings.get("step_timeout_s", 10.0))
+        info = await _call(handle.open_account.remote(key, record.broker_plugin, config, data if bar_driven else None),
+                           timeout, "broker.open_account")
+        return cls(handle, key, timeout, info)
+
+    async def advance(self, index: int) -> Sequence[OrderResult]:
+        return await _call(self._handle.advance.remote(self.key, index), self._timeout_s, "broker.advance")
+
+    async def execute_order(self, action: str, parameters: Mapping[str, Any]) -> OrderResult:
+        return await _call(self._handle.execute_order.remote(self.key, action, dict(parameters)),
+                           self._timeout_s, "broker.execute_order")
+
+    async def find_order(self, client_order_id: str) -> OrderResult | None:
+        return await _call(self._handle.find_order.remote(self.key, client_order_id), self._timeout_s, "broker.find_order")
+
+    async def finish(self) -> Sequence[OrderResult]:
+        return await _call(self._handle.finish.remote(self.key), self._timeout_s, "broker.finish")
+
+    async def closed_positions(self, position_ids: Sequence[str]) -> Sequence[OrderResult]:
+        return await _call(self._handle.closed_positions.remote(self.key, list(position_ids)),
+                           self._timeout_s, "broker.closed_positions")
+
+
+# ---------------------------------------------------------------------- strategy / predictions
+
+
+class InlineStrategyPort:
+    """``DecisionPort`` over a strategy plugin in this process (no hop)."""
+
+    def __init__(self, strategy: Any) -> None:
+        self._strategy = strategy
+        self.needs_predictions = bool(getattr(strategy, "needs_predictions", False))
+
+    async def decide(self, asset: AssetContext, snapshot: MarketSnapshot) -> Decision:
+        return self._strategy.decide(asset, snapshot)
+
+
+class PredictionActorPort:
+    """``PredictionPort``: the prediction actor (API mode) or an in-process CSV provider."""
+
+    def __init__(self, symbol: str, provider: Any = None, handle: Any = None, timeout_s: float = 10.0) -> None:
+        self._symbol = symbol
+        self._provider = provider
+        self._handle = handle
+        self._timeout_s = timeout_s
+
+    @classmethod
+    def for_strategy(cls, strategy: Any, data: MarketData | None, record: Any,
+                     settings: Mapping[str, Any]) -> "PredictionActorPort | None":
+        if not getattr(strategy, "needs_predictions", False):
+            return None
+        source = str((record.data_source or {}).get("predictions", "api"))
+        if source == "csv" and data is not None:
+            from engine.prediction.csv_provider import CsvPredictionProvider
+
+            return cls(record.symbol, provider=CsvPredictionProvider(data))
+        import ray
+
+        handle = ray.get_actor(naming.PREDICTION, namespace=str(settings.get("ray_namespace", "lts")))
+        return cls(record.symbol, handle=handle, timeout_s=float(settings.get("prediction_timeout_s", 10.0)) + 1.0)
+
+    async def predictions_at(self, snapshot: MarketSnapshot) -> Any:
+        if self._provider is not None:
+            return self._provider.get_predictions(self._symbol, snapshot.timestamp)
+        return await _call(self._handle.get_predictions.remote(self._symbol, snapshot.timestamp),
+                           self._timeout_s, "prediction.get_predictions")
+
+
+# ---------------------------------------------------------------------- journal
+
+
+def state_from_records(record: Any, positions: Sequence[Any], pending: Sequence[Any]) -> AssetState:
+    """Rebuild an ``AssetState`` from the database's open positions and pending orders."""
+    state = AssetState(portfolio_id=record.portfolio_id, asset_id=record.id, symbol=record.symbol,
+                       allocated_capital=record.allocated_capital, max_positions=record.max_positions)
+    by_db_id: dict[int, str] = {}
+    for pos in positions:
+        pid = pos.broker_position_id or f"db{pos.id}"
+        by_db_id[pos.id] = pid
+        state.positions[pid] = PositionView(
+            position_id=pid, symbol=pos.symbol, side=Side(str(pos.side.value if hasattr(pos.side, "value") else pos.side)),
+            quantity=pos.quantity, entry_price=pos.entry_price, current_price=pos.current_price,
+            commission=pos.commission, swap=pos.swap, sl=pos.sl, tp=pos.tp, opened_at=pos.opened_at,
+        )
+    for order in pending:
+        details = dict(order.details or {})
+        state.pending[order.client_order_id] = OrderIntent(
+            client_order_id=order.client_order_id, portfolio_id=order.portfolio_id, asset_id=order.asset_id,
+            symbol=order.symbol, action=Action(order.action),
+            side=Side(str(order.side.value if hasattr(order.side, "value") else order.side)),
+            quantity=order.quantity, bar_time=order.created_at, price=order.price, sl=order.sl, tp=order.tp,
+            position_id=by_db_id.get(order.position_id) if order.position_id is not None else details.get("broker_position_id"),
+        )
+    return state
+
+
+class StoreJournal:
+    """``JournalPort`` over the persistence actor: one batch (one transaction) per result,
+    every write with a deterministic request id (resends are no-ops)."""
+
+    def __init__(self, store: Any, record: Any) -> None:
+        self._store = store
+        self._portfolio_id = record.portfolio_id
+        self._asset_id = record.id
+        # broker position id -> (database position id, opening commission)
+        self._positions: dict[str, tuple[int, Decimal]] = {}
+        self._loaded = False
+
+    async def _position_ids(self) -> dict[str, tuple[int, Decimal]]:
+        if not self._loaded:
+            for pos in await self._store.read("open_positions", self._asset_id):
+                self._positions[pos.broker_position_id or f"db{pos.id}"] = (pos.id, pos.commission)
+            self._loaded = True
+        return self._positions
+
+    @staticmethod
+    def _ctx(request_id: str) -> Any:
+        from persistence.records import AuditContext
+
+        return AuditContext.system(request_id=request_id[:128])
+
+    async def record_intent(self, intent: OrderIntent) -> None:
+        from persistence.records import OrderIntent as IntentSpec
+        from persistence.store.writes import WriteRequest
+
+        position_db_id = None
+        if intent.action is Action.CLOSE and intent.position_id is not None:
+            known = (await self._position_ids()).get(intent.position_id)
+            position_db_id = known[0] if known else None
+        spec = IntentSpec(
+            client_order_id=intent.client_order_id, portfolio_id=self._portfolio_id, asset_id=self._asset_id,
+            side=intent.side.value, quantity=intent.quantity, action=str(intent.action), position_id=position_db_id,
+            price=intent.price if intent.price and intent.price > 0 else None,
+            sl=intent.sl if intent.sl and intent.sl > 0 else None, tp=intent.tp if intent.tp and intent.tp > 0 else None,
+            details={"bar_time": intent.bar_time.isoformat(), "broker_position_id": intent.position_id},
+        )
+        await self._store.write([WriteRequest(op="record_order_intent", ctx=self._ctx(f"intent:{intent.client_order_id}"),
+                                              args=(spec,))])
+
+    async def record_result(self, intent: OrderIntent | None, result: OrderResult) -> None:
+        from persistence.records import OrderFill, PositionClose, PositionOpen
+        from persistence.store.writes import WriteRequest
+
+        positions = await self._position_ids()
+        writes: list[Any] = []
+        cid = intent.client_order_id if intent is not None else None
+        if intent is not None:
+            if result.status is OrderStatus.PENDING:
+                return  # accepted, fills on a later bar: the order stays pending
+            if result.status is OrderStatus.REJECTED or not result.success and result.status is not OrderStatus.CANCELLED:
+                writes.append(WriteRequest(op="mark_order_rejected", ctx=self._ctx(f"reject:{cid}"),
+                                           args=(cid, result.reason or "rejected by the broker")))
+            elif result.status is OrderStatus.CANCELLED:
+                writes.append(WriteRequest(op="mark_order_cancelled", ctx=self._ctx(f"cancel:{cid}"),
+                                           args=(cid, result.reason or "cancelled")))
+            elif intent.action is Action.OPEN:
+                entry = result.entry_price
+                writes.append(WriteRequest(op="mark_order_open", ctx=self._ctx(f"open:{cid}"), args=(cid, OrderFill(
+                    broker_order_id=result.order_id, filled_quantity=result.quantity or intent.quantity,
+                    filled_price=entry, commission=result.commission, filled_at=result.timestamp))))
+                writes.append(WriteRequest(op="open_position", ctx=self._ctx(f"position:{cid}"), args=(PositionOpen(
+                    portfolio_id=self._portfolio_id, asset_id=self._asset_id, opening_client_order_id=cid,
+                    broker_position_id=result.position_id, side=(result.side or intent.side).value,
+                    quantity=result.quantity or intent.quantity, entry_price=entry,
+                    commission=result.commission, opened_at=result.timestamp),)))
+            else:  # a close that filled
+                writes.append(WriteRequest(op="mark_order_filled", ctx=self._ctx(f"fill:{cid}"), args=(cid, OrderFill(
+                    broker_order_id=result.order_id, filled_quantity=result.quantity or intent.quantity,
+                    filled_price=result.close_price, commission=result.commission, filled_at=result.timestamp))))
+        if result.close_price is not None and result.position_id and result.success:
+            known = positions.get(result.position_id)
+            if known is None:
+                logger.warning("asset %s: broker closed position %s the database does not hold open",
+                               self._asset_id, result.position_id)
+            else:
+                db_id, open_commission = known
+                writes.append(WriteRequest(op="close_position", ctx=self._ctx(f"close:{self._asset_id}:{result.position_id}"),
+                                           args=(db_id, PositionClose(
+                                               close_price=result.close_price, realized_pnl=result.pnl or Decimal("0"),
+                                               closing_client_order_id=cid,
+                                               commission=max(result.commission - open_commission, Decimal("0")),
+                                               swap=result.swap, closed_at=result.timestamp,
+                                               close_reason=(result.reason or "signal")[:64]))))
+        outcomes = await self._store.write(writes)
+        for write, outcome in zip(writes, outcomes):
+            if write.op == "open_position":
+                positions[outcome.broker_position_id or f"db{outcome.id}"] = (outcome.id, outcome.commission)
+            elif write.op == "close_position":
+                positions.pop(result.position_id or "", None)

@@ -1,0 +1,139 @@
+"""``StoreProxy``: the ``persistence.Store`` as the actors (and the API, when the engine
+runs) use it — reads straight from the database, writes through the persistence actor.
+
+The persistence actor is the only writer. Writes travel as ``WriteRequest`` batches: one
+call per order result (the order transition and its position change are one batch, hence
+one transaction), each write carrying a deterministic ``request_id`` so a resend after a
+timeout or a restart is a no-op. Reads open the database directly (SQLite in WAL mode
+lets many readers run beside the one writer), in a thread so an async actor's event loop
+never blocks on I/O.
+
+Without a persistence actor (``persistence: "local"`` in the settings, used by unit
+tests and single-process tools) writes go to a local Store instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from engine.errors import LTSError, TemporaryError
+
+logger = logging.getLogger(__name__)
+
+
+class StoreProxy:
+    """Reads from a local read-only Store; writes as batches to the persistence actor."""
+
+    def __init__(self, database_url: str, *, namespace: str = "lts", local_writes: bool = False,
+                 timeout_s: float = 10.0) -> None:
+        self.database_url = database_url
+        self.namespace = namespace
+        self.local_writes = local_writes
+        self.timeout_s = timeout_s
+        self._store: Any = None
+        self._writer: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> "StoreProxy":
+        return cls(
+            str(settings.get("database_url", "sqlite:///./lts.db")),
+            namespace=str(settings.get("ray_namespace", "lts")),
+            local_writes=settings.get("persistence") == "local",
+            timeout_s=float(settings.get("step_timeout_s", 10.0)),
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def store(self) -> Any:
+        """The local Store (built on first use, never at import time)."""
+        if self._store is None:
+            from persistence.store import Store
+
+            self._store = Store.from_url(self.database_url)
+        return self._store
+
+    async def read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``store.<method>(*args, **kwargs)`` in a worker thread."""
+        return await asyncio.to_thread(getattr(self.store, method), *args, **kwargs)
+
+    async def write(self, writes: Sequence[Any]) -> list[Any]:
+        """Apply ``writes`` (``WriteRequest``) as one batch; raise on the first failed one.
+
+        Returns each write's result. A failure that is a replay of an earlier success is
+        impossible by construction (request ids), so any failure is real and raised."""
+        if not writes:
+            return []
+        if self.local_writes:
+            outcomes = await asyncio.to_thread(self.store.apply_batch, list(writes))
+        else:
+            outcomes = await self._actor_write(list(writes))
+        from actors.persistence_actor import raise_for_outcome
+
+        return [raise_for_outcome(outcome) for outcome in outcomes]
+
+    async def _actor_write(self, writes: list[Any]) -> list[Any]:
+        if self._writer is None:
+            from actors.persistence_actor import PersistenceClient
+
+            # Resends keep the request ids, so an unacknowledged batch is safe to resend.
+            self._writer = PersistenceClient(namespace=self.namespace, call_timeout_s=self.timeout_s,
+                                             give_up_after_s=3 * self.timeout_s)
+        try:
+            return await self._writer.write_many(writes)
+        except LTSError:
+            raise
+        except Exception as exc:
+            raise TemporaryError(f"persistence actor unavailable: {type(exc).__name__}: {exc}") from exc
+
+    # ------------------------------------------------------------------ reads used by the runtime
+
+    async def portfolio(self, portfolio_id: int) -> Any:
+        return await self.read("get_portfolio", portfolio_id)
+
+    async def assets(self, portfolio_id: int) -> list[Any]:
+        from persistence.records import PageRequest
+
+        page = await self.read("list_assets", portfolio_id=portfolio_id, page=PageRequest(limit=500))
+        return list(getattr(page, "items", page))
+
+    async def asset(self, asset_id: int) -> Any:
+        return await self.read("get_asset", asset_id)
+
+    # ------------------------------------------------------------------ engine writes
+
+    async def audit_step_failure(self, portfolio_id: int, asset_id: int, kind: str, reason: str) -> None:
+        from persistence.records import AuditContext
+        from persistence.store.writes import WriteRequest
+
+        await self.write([WriteRequest(op="audit", ctx=AuditContext.system(), args=("asset.step_failed",),
+                                       kwargs={"target_type": "asset", "target_id": asset_id,
+                                               "details": {"portfolio_id": portfolio_id, "kind": kind,
+                                                           "reason": reason[:1000]}})])
+
+    async def record_cycle_statistics(self, portfolio_id: int, values: dict[str, Any]) -> None:
+        from persistence.records import AuditContext
+        from persistence.store.writes import WriteRequest
+
+        await self.write([WriteRequest(op="record_statistic", ctx=AuditContext.system(),
+                                       kwargs={"kind": "engine", "name": "cycle", "values": values,
+                                               "portfolio_id": portfolio_id,
+                                               "value": values.get("steps_failed", 0)})])
+
+    async def mark_asset_errored(self, asset_id: int, reason: str) -> None:
+        from persistence.records import AuditContext
+        from persistence.store.writes import WriteRequest
+
+        await self.write([WriteRequest(op="mark_asset_errored", ctx=AuditContext.system(), args=(asset_id, reason))])
+
+    async def rebuild_state(self, record: Any) -> Any:
+        """The asset's ``AssetState`` from the database: open positions (by the broker's
+        position id) and pending intents, to be reconciled before the first decision."""
+        from actors.ports import state_from_records
+
+        positions = await self.read("open_positions", record.id)
+        pending = await self.read("pending_orders", record.id)
+        return state_from_records(record, positions, pending)

@@ -1,0 +1,79 @@
+"""Test data and engine start-up shared by the actor-runtime integration tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def write_ohlc_csv(source: Path, target: Path, rows: slice) -> Path:
+    """A ``DATE_TIME,OPEN,HIGH,LOW,CLOSE`` copy of a slice of a backtesting-package CSV."""
+    frame = pd.read_csv(source, index_col=0, parse_dates=True).iloc[rows]
+    out = pd.DataFrame({
+        "DATE_TIME": pd.DatetimeIndex(frame.index).strftime("%Y-%m-%d %H:%M:%S"),
+        "OPEN": frame["Open"], "HIGH": frame["High"], "LOW": frame["Low"], "CLOSE": frame["Close"],
+    })
+    out.to_csv(target, index=False)
+    return target
+
+
+def seed_portfolio(store: Any, assets: list[dict[str, Any]], *, username: str | None = None,
+                   total_capital: str = "30000", latency: float | None = None) -> tuple[int, list[int]]:
+    """A user, an active portfolio and its active assets, through the Store."""
+    from persistence.records import AssetCreate, AuditContext, PortfolioCreate
+
+    system = AuditContext.system()
+    user = store.create_user(system, username=username or f"u{uuid.uuid4().hex[:8]}",
+                             password_hash="$2b$12$" + "x" * 53)
+    portfolio = store.create_portfolio(system, PortfolioCreate(
+        name=f"p-{uuid.uuid4().hex[:6]}", total_capital=Decimal(total_capital), latency=latency), owner_id=user.id)
+    ids = []
+    for spec in assets:
+        asset = store.create_asset(system, portfolio.id, AssetCreate(**spec))
+        store.activate_asset(system, asset.id)
+        ids.append(asset.id)
+    store.activate_portfolio(system, portfolio.id)
+    return portfolio.id, ids
+
+
+def engine_config(database_url: str, data_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """Config for an ``EngineRuntime`` in its own Ray namespace (tests share one cluster)."""
+    from engine.config.defaults import DEFAULT_VALUES
+
+    config = dict(DEFAULT_VALUES)
+    config.update({
+        "database_url": database_url, "data_dir": str(data_dir), "mode": "simulation",
+        "global_latency": 0.0, "ray_namespace": f"t{uuid.uuid4().hex[:10]}", "step_timeout_s": 10.0,
+    })
+    config.update(overrides)
+    return config
+
+
+@contextmanager
+def running_engine(config: dict[str, Any]) -> Iterator[Any]:
+    """An ``EngineRuntime`` started on the shared Ray session, stopped afterwards."""
+    from actors.runtime import EngineRuntime
+
+    runtime = EngineRuntime(config)
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.2, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
