@@ -286,11 +286,14 @@ def load_csv(
                 pos = cols.volume if name == VOLUME_COLUMN else cols.prices[name]
                 return _number_problem(header[pos].strip(), _cell(raw, pos))
             if reason == "HIGH below LOW":
-                return f"HIGH {h[row]!r} is below LOW {lo[row]!r}"
+                return f"HIGH {float(h[row])!r} is below LOW {float(lo[row])!r}"
             if reason == "negative VOLUME":
-                return f"VOLUME {volume[row]!r} is negative"  # type: ignore[index]
+                return f"VOLUME {float(volume[row])!r} is negative"  # type: ignore[index]
             which, value = ("OPEN", o[row]) if reason.startswith("OPEN") else ("CLOSE", c[row])
-            return f"{which} {value!r} is outside [LOW {lo[row]!r}, HIGH {h[row]!r}]"
+            return (
+                f"{which} {float(value)!r} is outside "
+                f"[LOW {float(lo[row])!r}, HIGH {float(h[row])!r}]"
+            )
         assert prev is not None
         prev_line, prev_ns = prev
         if ts[row] == prev_ns:
