@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import RayActorError
 
 from actors import naming
 from actors.asset_actor import AssetActor
@@ -57,6 +57,7 @@ class _Child:
         self.inflight: Any = None  # ObjectRef of a step still running past its timeout
         self.last_step: dict[str, Any] | None = None
         self.last_error: str | None = None
+        self.audited_kind: str | None = None
         self.failures = 0
         self.pid: int | None = None
 
@@ -216,6 +217,7 @@ class PortfolioSupervisor:
             if result.get("finished"):
                 child.state = "finished"
             if result.get("ok", True):
+                child.audited_kind = None
                 self._stats["steps_ok"] += 1
                 self._stats[f"action_{result.get('action', 'none')}"] += 1
                 if result.get("order_status"):
@@ -233,8 +235,11 @@ class PortfolioSupervisor:
         self._stats["steps_failed"] += 1
         self._stats[f"failed_{kind}"] += 1
         logger.warning("portfolio %s asset %s: step failed (%s): %s", self.portfolio_id, child.asset_id, kind, reason)
-        if child.last_error != f"{kind}: {reason}":
-            child.last_error = f"{kind}: {reason}"
+        child.last_error = f"{kind}: {reason}"
+        if child.audited_kind != kind:
+            # Audited once per kind of failure until the asset steps cleanly again, so a
+            # strategy that raises on every bar does not write an audit row per bar.
+            child.audited_kind = kind
             try:
                 await self.store.audit_step_failure(self.portfolio_id, child.asset_id, kind, reason)
             except Exception:
@@ -374,4 +379,4 @@ async def _await_ref(ref: Any) -> Any:
     return await ref
 
 
-__all__ = ["PortfolioSupervisor", "GetTimeoutError"]
+__all__ = ["PortfolioSupervisor"]
