@@ -147,7 +147,8 @@ class PredictionStrategy(StrategyPlugin):
             strength = np.minimum(np.abs(signal) / self._full, 1.0)
             confidence = strength * np.maximum(1.0 - unc / self._unc, 0.0)
             raw_qty = self._max_q * confidence
-            qty = np.floor(raw_qty / self._step) * self._step if self._step > 0 else raw_qty
+            # Round down to whole steps; the tiny epsilon keeps 0.8 computed as 0.79999... at 8 steps.
+            qty = np.floor(raw_qty / self._step + 1e-9) * self._step if self._step > 0 else raw_qty
             why = np.full(price.shape, _OK, dtype=np.int8)
             # Later assignments must not override earlier reasons: fill from last to first.
             why[qty <= 0] = _TINY
