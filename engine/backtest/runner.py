@@ -366,7 +366,7 @@ def _equity_curve(
     """Equity at every close from the account's state changes; also the exposed-bar count.
 
     Same arithmetic as ``BacktraderSimulationBroker.equity``:
-    cash + signed_units * (close - entry) - units * swap_per_unit_day * days_held.
+    cash + signed_units * (close - entry) - units * swap_per_lot_day * days_held / lot_size.
     """
     n = close.size
     idx = np.searchsorted(np.asarray(ch_bar), np.arange(n), side="right") - 1
@@ -375,7 +375,7 @@ def _equity_curve(
     entry = np.asarray(ch_entry)[idx]
     entry_day = np.asarray(ch_day, dtype=np.int64)[idx]
     held = days - entry_day
-    swap_accrued = np.abs(signed) * costs.swap_per_unit_day * held
+    swap_accrued = np.abs(signed) * costs.swap_per_lot_day * held / costs.lot_size
     equity = cash + signed * (close - entry) - swap_accrued
     return equity, int(np.count_nonzero(signed))
 

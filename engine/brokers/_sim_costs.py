@@ -27,8 +27,8 @@ class CostModel:
     """Per-fill costs derived once from broker parameters.
 
     ``adj``: half the spread plus slippage, in price — every fill pays it against the
-    trader. ``commission_per_unit``: commission per lot per side / lot size.
-    ``swap_per_unit_day``: swap per lot per rollover day / lot size.
+    trader. Commission and swap are applied per lot (units / lot size), multiplying
+    before dividing so round lot sizes give exact amounts (1 lot x 7 = 7.0, not 6.99...).
     """
 
     cash: float
@@ -38,8 +38,8 @@ class CostModel:
     half_spread: float
     slippage: float
     adj: float
-    commission_per_unit: float
-    swap_per_unit_day: float
+    commission_per_lot: float
+    swap_per_lot_day: float
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], where: str = "broker") -> "CostModel":
@@ -68,8 +68,8 @@ class CostModel:
             half_spread=half_spread,
             slippage=slippage,
             adj=half_spread + slippage,
-            commission_per_unit=num("commission_per_lot") / lot,
-            swap_per_unit_day=num("swap_per_lot_per_day") / lot,
+            commission_per_lot=num("commission_per_lot"),
+            swap_per_lot_day=num("swap_per_lot_per_day"),
         )
 
 
@@ -85,12 +85,12 @@ def exit_fill(ref_price: float, side: int, adj: float) -> float:
 
 def commission(units: float, costs: CostModel) -> float:
     """Commission for one side of a fill of ``units``."""
-    return units * costs.commission_per_unit
+    return units * costs.commission_per_lot / costs.lot_size
 
 
 def swap(units: float, entry_day: int, exit_day: int, costs: CostModel) -> float:
     """Swap for holding ``units`` across ``exit_day - entry_day`` UTC midnights."""
-    return units * costs.swap_per_unit_day * (exit_day - entry_day)
+    return units * costs.swap_per_lot_day * (exit_day - entry_day) / costs.lot_size
 
 
 def gross_pnl(side: int, units: float, entry_price: float, exit_price: float) -> float:

@@ -107,7 +107,14 @@ def _dt(ns: int) -> datetime:
 
 
 def _dec(value: float) -> Decimal:
-    return to_decimal(float(value))  # type: ignore[return-value]
+    """Money leaving the simulation: rounded to 8 decimals so float noise such as
+    6.999999999999999 is reported (and stored) as 7.0."""
+    return to_decimal(round(float(value), 8))  # type: ignore[return-value]
+
+
+def _price(value: float) -> Decimal:
+    """A price leaving the simulation, rounded to 10 decimals (far below any pip)."""
+    return to_decimal(round(float(value), 10))  # type: ignore[return-value]
 
 
 class BacktraderSimulationBroker(BrokerPlugin):
@@ -222,7 +229,7 @@ class BacktraderSimulationBroker(BrokerPlugin):
             status=OrderStatus.OPEN,
             side=Side.BUY if pos.side > 0 else Side.SELL,
             quantity=_dec(pos.units),
-            entry_price=_dec(price),
+            entry_price=_price(price),
             commission=_dec(comm),
             timestamp=_dt(self._ts),
         )
@@ -262,8 +269,8 @@ class BacktraderSimulationBroker(BrokerPlugin):
             status=OrderStatus.FILLED,
             side=side,
             quantity=_dec(pos.units),
-            entry_price=_dec(pos.entry_price),
-            close_price=_dec(price),
+            entry_price=_price(pos.entry_price),
+            close_price=_price(price),
             pnl=_dec(pnl),
             commission=_dec(pos.entry_commission + comm),
             swap=_dec(swp),
@@ -365,7 +372,7 @@ class BacktraderSimulationBroker(BrokerPlugin):
         self._pending.append(_PendingClose(order_id=order_id, client_order_id=cid, position_id=pid, reason=reason))
         return OrderResult(success=True, client_order_id=cid, order_id=order_id, position_id=pid,
                            status=OrderStatus.PENDING, side=Side.BUY if pos.side > 0 else Side.SELL,
-                           quantity=_dec(pos.units), entry_price=_dec(pos.entry_price), timestamp=_dt(self._ts),
+                           quantity=_dec(pos.units), entry_price=_price(pos.entry_price), timestamp=_dt(self._ts),
                            reason="closes at the next bar's open")
 
     def modify_order(self, parameters: Mapping[str, Any]) -> OrderResult:
@@ -388,17 +395,17 @@ class BacktraderSimulationBroker(BrokerPlugin):
             pos.tp = tp
         return OrderResult(success=True, client_order_id=cid, order_id=pos.order_id, position_id=pid,
                            status=OrderStatus.OPEN, side=Side.BUY if pos.side > 0 else Side.SELL,
-                           quantity=_dec(pos.units), entry_price=_dec(pos.entry_price), reason="sl/tp modified")
+                           quantity=_dec(pos.units), entry_price=_price(pos.entry_price), reason="sl/tp modified")
 
     # ----------------------------------------------------------------- views
     def _view(self, pos: _Position) -> PositionView:
         upnl = gross_pnl(pos.side, pos.units, pos.entry_price, self._close)
         return PositionView(
             position_id=pos.position_id, symbol=self._symbol, side=Side.BUY if pos.side > 0 else Side.SELL,
-            quantity=_dec(pos.units), entry_price=_dec(pos.entry_price), current_price=_dec(self._close),
+            quantity=_dec(pos.units), entry_price=_price(pos.entry_price), current_price=_price(self._close),
             unrealized_pnl=_dec(upnl), commission=_dec(pos.entry_commission),
             swap=_dec(swap(pos.units, pos.entry_day, self._day, self._costs)),
-            sl=None if math.isinf(pos.sl) else _dec(pos.sl), tp=None if math.isinf(pos.tp) else _dec(pos.tp),
+            sl=None if math.isinf(pos.sl) else _price(pos.sl), tp=None if math.isinf(pos.tp) else _price(pos.tp),
             opened_at=_dt(pos.entry_ts),
         )
 
@@ -418,7 +425,7 @@ class BacktraderSimulationBroker(BrokerPlugin):
                 views.append(PositionView(
                     position_id=order.position_id, symbol=self._symbol,
                     side=Side.BUY if order.side > 0 else Side.SELL, quantity=_dec(order.units),
-                    entry_price=_dec(order.ref_price), current_price=_dec(self._close),
+                    entry_price=_price(order.ref_price), current_price=_price(self._close),
                 ))
         return tuple(views)
 
@@ -468,7 +475,7 @@ class BacktraderSimulationBroker(BrokerPlugin):
 
     def current_price(self) -> Decimal | None:
         """The last bar's close, or None before the first bar."""
-        return None if self._bar < 0 else _dec(self._close)
+        return None if self._bar < 0 else _price(self._close)
 
     @property
     def costs(self) -> CostModel:
