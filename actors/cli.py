@@ -111,6 +111,15 @@ def split_config_pairs(
     return own, pairs
 
 
+def _parse_own_args(parser: argparse.ArgumentParser, tokens: list[str]) -> argparse.Namespace:
+    """Positionals may be interleaved with options (``lts backtest a.csv --x 1 b.csv``);
+    argparse supports that except for a few parser shapes (sub-parsers, REMAINDER)."""
+    try:
+        return parser.parse_intermixed_args(tokens)
+    except TypeError:
+        return parser.parse_args(tokens)
+
+
 def _import_command(name: str) -> ModuleType | None:
     module_name = f"actors.commands.{name}"
     try:
@@ -146,7 +155,7 @@ def _dispatch(name: str, argv: Sequence[str]) -> int:
     parser = _command_parser(name, module)
     own, pairs = split_config_pairs(parser, argv)
     try:
-        args = parser.parse_args(own)
+        args = _parse_own_args(parser, own)
     except SystemExit as exc:  # --help, or argparse's own usage error (already printed)
         return int(exc.code or 0)
 
