@@ -89,9 +89,9 @@ class PredictionSources:
         if isinstance(source, str):
             name = source.lower()
             if options or name not in self._providers:
-                old = self._providers.pop(name, None)
-                self._providers[name] = build_provider(name, dict(options))
-                _close(old)
+                provider = build_provider(name, dict(options))  # fails before anything changes
+                _close(self._providers.get(name))
+                self._providers[name] = provider
         elif isinstance(source, PredictionProvider):
             name = str(options.pop("name", None) or getattr(source, "source", None) or type(source).__name__)
             if options:
