@@ -146,6 +146,10 @@ class AsyncPredictionClient:
             remaining = max(0.001, deadline - time.monotonic())
             try:
                 response = await self._http.request(method, path, json=body, timeout=request_timeout(s, remaining))
+            except httpx.TimeoutException as exc:
+                if deadline - time.monotonic() < 0.01:  # the timeout was the deadline's, not the service's
+                    raise deadline_error(what, s, f"{type(exc).__name__} on the last request") from None
+                raise protocol.transport_failure(exc, what) from None
             except httpx.TransportError as exc:
                 raise protocol.transport_failure(exc, what) from None
         finally:

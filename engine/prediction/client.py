@@ -156,6 +156,10 @@ class PredictionClient:
             timeout = request_timeout(s, remaining)
             try:
                 response = self._http.request(method, path, json=body, timeout=timeout)
+            except httpx.TimeoutException as exc:
+                if deadline - time.monotonic() < 0.01:  # the timeout was the deadline's, not the service's
+                    raise deadline_error(what, s, f"{type(exc).__name__} on the last request") from None
+                raise protocol.transport_failure(exc, what) from None
             except httpx.TransportError as exc:  # connection refused/reset, timeouts
                 raise protocol.transport_failure(exc, what) from None
         finally:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -35,7 +36,7 @@ import numpy as np
 
 from engine.errors import ConfigError, DataError, PredictionError
 from engine.data.market_data import MarketData
-from engine.prediction.protocol import check_types, normalize_symbol
+from engine.prediction.protocol import check_types
 from engine.prediction.types import LONG_TERM, PREDICTION_TYPES, SHORT_TERM, PrecomputedPredictions, PredictionResult
 from engine.types import ensure_utc
 
@@ -97,17 +98,18 @@ class CsvPredictionProvider:
             _check_series(data)
         long_in_bars = self._long_in_bars if data is self.data else _long_term_in_bars(data, self.long_term_unit)
         close = np.asarray(data.close, dtype=np.float64)
+        ts = np.asarray(data.timestamps, dtype=np.int64)
         n = close.shape[0]
-        steps = np.arange(1, self.horizons + 1)
-        short_idx = np.arange(n)[:, None] + steps[None, :]
-        if long_in_bars:
-            long_idx = short_idx
-        else:
-            ts = np.asarray(data.timestamps, dtype=np.int64)
-            targets = ts[:, None] + steps[None, :] * NS_PER_DAY
-            long_idx = np.searchsorted(ts, targets, side="left")
-        short = _take_or_nan(close, short_idx)
-        long = _take_or_nan(close, long_idx)
+        short = np.full((n, self.horizons), np.nan, dtype=np.float64)
+        long = np.full((n, self.horizons), np.nan, dtype=np.float64)
+        # One column at a time: temporaries stay O(n), not O(n * horizons).
+        for h in range(1, self.horizons + 1):
+            short[: max(n - h, 0), h - 1] = close[h:]
+            if long_in_bars:
+                long[:, h - 1] = short[:, h - 1]
+            else:
+                target = np.searchsorted(ts, ts + h * NS_PER_DAY, side="left")
+                long[:, h - 1] = _take_or_nan(close, target)
         return PrecomputedPredictions(
             short_term=short,
             long_term=long,
@@ -174,20 +176,23 @@ class CsvPredictionProvider:
 
     def _check_symbol(self, symbol: str) -> None:
         # One provider serves one file; a different symbol is most likely a config slip.
-        # Warn once instead of failing: file-derived names ("EURUSD_H1") rarely match exactly.
-        asked = normalize_symbol(symbol)
+        # Warn once instead of failing: file-derived names ("eurusd_h1_2019") rarely match
+        # exactly, and CSV mode has no symbol rules of its own (unlike the API's 10 chars).
+        if not isinstance(symbol, str):
+            raise PredictionError(f"prediction symbol must be a string, got {type(symbol).__name__}")
+        asked = _loose_symbol(symbol)
         own = self.data.symbol
-        if own and asked not in self._warned_symbols:
-            try:
-                same = normalize_symbol(own) == asked
-            except PredictionError:  # a file-derived name that is no valid symbol
-                same = False
-            if not same:
-                self._warned_symbols.add(asked)
-                logger.warning("CSV predictions for %s are served from %s (symbol %r)", asked, self._where(), own)
+        if own and asked != _loose_symbol(own) and asked not in self._warned_symbols:
+            self._warned_symbols.add(asked)
+            logger.warning("CSV predictions for %s are served from %s (symbol %r)", symbol, self._where(), own)
 
     def _where(self) -> str:
         return self.data.source or f"the {self.data.symbol or 'unnamed'} series"
+
+
+def _loose_symbol(symbol: str) -> str:
+    """Symbol compared without case or separators: ``eur/usd`` == ``EURUSD``."""
+    return re.sub(r"[/_\-\s.]", "", symbol).upper()
 
 
 def _check_series(data: MarketData) -> None:

@@ -64,7 +64,7 @@ def retry_kwargs(
         why = (
             f"the service asked to retry after {retry_after:.1f}s, past the {settings.timeout_s:g}s deadline"
             if retry_after is not None and clock() + retry_after >= deadline
-            else f"after {state.attempt_number} attempt(s) in {used:.2f}s (deadline {settings.timeout_s:g}s)"
+            else f"after {state.attempt_number} attempt(s) in {used:.2f}s of the {settings.timeout_s:g}s deadline"
         )
         raise PredictionError(f"gave up {why}; last error: {exc}") from exc
 

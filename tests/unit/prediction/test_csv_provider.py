@@ -187,8 +187,21 @@ def test_bad_input_is_refused_clearly() -> None:
     shuffled = _series([start + timedelta(hours=k) for k in (0, 1, 3, 2, 4)])
     with pytest.raises(DataError, match="not strictly increasing at bar 3"):
         CsvPredictionProvider(shuffled)
-    with pytest.raises(PredictionError, match="1 to 10 letters"):
-        CsvPredictionProvider(data).get_predictions("EUR/USD/GBP/JPY", start)
+    with pytest.raises(PredictionError, match="must be a string"):
+        CsvPredictionProvider(data).get_predictions(None, start)  # type: ignore[arg-type]
+
+
+def test_any_symbol_is_served_and_a_mismatch_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    data = _series([start + timedelta(hours=k) for k in range(10)], symbol="eurusd_h1_2018-11_2020-03")
+    provider = CsvPredictionProvider(data)
+    with caplog.at_level("WARNING", logger="engine.prediction.csv_provider"):
+        # Names that are no valid API symbol still work in CSV mode.
+        assert provider.get_predictions("EURUSD_H1_2018-11_2020-03", start).short_term[0] == 101.0
+        assert not caplog.records
+        provider.get_predictions("GBP/USD", start)
+        provider.get_predictions("GBP/USD", start)
+    assert len(caplog.records) == 1 and "GBP/USD" in caplog.records[0].getMessage()
 
 
 def test_from_csv_loads_a_file(backtesting_data_dir: Path) -> None:
