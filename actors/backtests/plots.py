@@ -77,7 +77,8 @@ def equity_png(
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
-    fig.tight_layout()
+    # Fixed margins: tight_layout would draw the figure twice (it renders to measure).
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.2)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
