@@ -176,9 +176,21 @@ def _dispatch(name: str, argv: Sequence[str]) -> int:
     return int(module.run(config, args) or 0)
 
 
+def _command_first(argv: list[str]) -> list[str]:
+    """``lts --config f.json run`` -> ``lts run --config f.json``: options given before
+    the command are the command's too (the top level itself only has --help/--version)."""
+    if not argv or not argv[0].startswith("-") or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    for i, token in enumerate(argv):
+        if token in COMMANDS and (i == 0 or not argv[i - 1].startswith("--") or "=" in argv[i - 1]):
+            return [token, *argv[:i], *argv[i + 1 :]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lts`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _command_first(argv)
     if not argv or argv[0].startswith("-"):
         parser = _top_parser()
         if not argv:

@@ -16,7 +16,7 @@ from engine.config.files import read_config_file
 from engine.config.lts_config import LTSConfig
 from engine.config.merge import merge_pass1, merge_pass2
 from engine.config.schema import validate_config
-from engine.errors import PluginError
+from engine.errors import ConfigError, PluginError
 from engine.plugins.base import GROUPS, Plugin
 from engine.plugins.loader import available_plugins, config_key, load_plugin
 
@@ -93,4 +93,14 @@ def build_config(
     config = validate_config(config, keys=PLUGIN_KEYS)
     entries, configured, tolerated = _load_plugins(config, extra_plugins, require_loadable)
     config = merge_pass2(config, entries)
-    return BuiltConfig(validate_config(config), configured, tolerated)
+    try:
+        validated = validate_config(config)
+    except ConfigError as exc:
+        if not tolerated:
+            raise
+        # Parameters of a plugin that could not load are unknown: say why.
+        raise ConfigError(
+            f"{exc} (note: {', '.join(tolerated)} could not be loaded, so its parameters "
+            f"are not known)"
+        ) from exc
+    return BuiltConfig(validated, configured, tolerated)

@@ -252,3 +252,21 @@ def test_plugins_still_refuses_an_unknown_plugin_name(
 ) -> None:
     assert cli.main(["plugins", "--config", str(tiny_config_file), "--aaa_plugin", "nobody"]) == 2
     assert "unknown aaa plugin 'nobody' (available in lts.aaa: " in capsys.readouterr().err
+
+
+def test_global_options_may_come_before_the_command(probe: Probe, tiny_config_file: Path) -> None:
+    assert cli.main(["--config", str(tiny_config_file), "--fast", "6", "probe", "x.csv"]) == 0
+    assert probe.config is not None and probe.args is not None
+    assert probe.config["fast"] == 6 and probe.args.paths == ["x.csv"]
+
+
+def test_parameter_of_a_plugin_that_failed_to_load_is_explained(
+    plugin_dist, tiny_config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin_dist({"lts.core": {"broken_core": "tests.unit.foundation.sample_broken_plugin:C"}}, name="broken-dist")
+    code = cli.main(
+        ["plugins", "--config", str(tiny_config_file), "--core_plugin", "broken_core", "--core_port", "1"]
+    )
+    assert code == 2
+    line = _one_error_line(capsys.readouterr(), "lts plugins: error: unknown config key 'core_port'")
+    assert line.endswith("(note: core:broken_core could not be loaded, so its parameters are not known)")

@@ -366,3 +366,15 @@ def test_drop_invalid_refuses_when_nothing_is_left(tmp_path: Path) -> None:
 def test_drop_invalid_keeps_a_clean_file_untouched(goog_lts_csv: Path) -> None:
     data = load_csv(goog_lts_csv, drop_invalid=True)
     assert data.meta["dropped_rows"] == 0 and len(data) == 2148
+
+
+def test_crlf_line_endings_keep_exact_line_numbers(tmp_path: Path, goog_lts_csv: Path) -> None:
+    lines = goog_lts_csv.read_text().splitlines()
+    lines = set_field(lines, 1234, "LOW", "n/a")
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    with pytest.raises(DataError) as err:
+        load_csv(path)
+    assert str(err.value) == f"{path}:1234: LOW is NaN ('n/a')"
+    path.write_bytes(("\r\n".join(goog_lts_csv.read_text().splitlines()) + "\r\n").encode())
+    assert len(load_csv(path)) == 2148
