@@ -126,7 +126,7 @@ class PredictionSources:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "prediction_source": self.current,
+            "current_prediction_source": self.current,
             "prediction_switches": [s.as_dict() for s in self.switches],
             "predictions_by_source": dict(self.requests),
             "prediction_failures_by_source": dict(self.failures),
