@@ -9,6 +9,7 @@ would cost ~0.25 s per hash on this machine).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -155,6 +156,58 @@ def live_gateway(db_url: str) -> Iterator[Gateway]:
         client.close()
         running.stop()
         store.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One fresh database with the schema per test module and backend, for modules whose
+    tests use their own users and so can share it (saves a schema + server per test)."""
+    from sqlalchemy import make_url
+
+    from persistence.database import make_engine
+    from persistence.schema import create_schema
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('api-db') / 'lts.db'}"
+        schema = None
+    else:
+        import psycopg
+
+        server = request.getfixturevalue("postgres_server")
+        schema = f"lts_test_api_{uuid.uuid4().hex[:10]}"
+        conninfo = make_url(server).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        url = make_url(server).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+    engine = make_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        if schema is not None:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def shared_live_gateway(module_db_url: str) -> Iterator[Gateway]:
+    """One real uvicorn gateway per module and backend (tests make unique users)."""
+    running, store, aaa = serve_live(module_db_url)
+    client = httpx.Client(base_url=running.url, timeout=10.0)
+    try:
+        yield Gateway(store=store, aaa=aaa, client=client, base_url=running.url)
+    finally:
+        client.close()
+        running.stop()
+        store.close()
+
+
+def unique(prefix: str) -> str:
+    """A username no other test in a shared database uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 # ------------------------------------------------------------------------- test data
