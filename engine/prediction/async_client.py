@@ -63,12 +63,10 @@ class AsyncPredictionClient:
         wire_symbol = protocol.normalize_symbol(symbol)
         wanted = protocol.check_types(types)
         at = ensure_utc(at)
-        outcomes = await asyncio.gather(
-            *(self._predict(wire_symbol, at, t) for t in wanted), return_exceptions=True
-        )
+        outcomes = await asyncio.gather(*(self._predict(wire_symbol, at, t) for t in wanted), return_exceptions=True)
         parts: dict[str, TypedPrediction] = {}
         errors: dict[str, str] = {}
-        for prediction_type, outcome in zip(wanted, outcomes):
+        for prediction_type, outcome in zip(wanted, outcomes, strict=True):
             if isinstance(outcome, PredictionError):
                 logger.warning("%s prediction for %s at %s failed: %s", prediction_type, wire_symbol, at, outcome)
                 errors[prediction_type] = str(outcome)

@@ -65,9 +65,7 @@ class PredictionClient:
 
     # -- public API -------------------------------------------------------------------
 
-    def get_predictions(
-        self, symbol: str, at: datetime, types: tuple[str, ...] = PREDICTION_TYPES
-    ) -> PredictionResult:
+    def get_predictions(self, symbol: str, at: datetime, types: tuple[str, ...] = PREDICTION_TYPES) -> PredictionResult:
         """Short- and/or long-term predictions for ``symbol`` made at bar time ``at``.
 
         Each type is one prediction with its own deadline. A bad ``symbol`` or an

@@ -34,8 +34,8 @@ from typing import Literal
 
 import numpy as np
 
-from engine.errors import ConfigError, DataError, PredictionError
 from engine.data.market_data import MarketData
+from engine.errors import ConfigError, DataError, PredictionError
 from engine.prediction.protocol import check_types
 from engine.prediction.types import LONG_TERM, PREDICTION_TYPES, SHORT_TERM, PrecomputedPredictions, PredictionResult
 from engine.types import ensure_utc
@@ -119,9 +119,7 @@ class CsvPredictionProvider:
 
     # -- one bar -------------------------------------------------------------------------
 
-    def get_predictions(
-        self, symbol: str, at: datetime, types: tuple[str, ...] = PREDICTION_TYPES
-    ) -> PredictionResult:
+    def get_predictions(self, symbol: str, at: datetime, types: tuple[str, ...] = PREDICTION_TYPES) -> PredictionResult:
         """Predictions made at bar time ``at``.
 
         ``at`` selects the last bar whose time is ``<= at`` (exactly the bar when

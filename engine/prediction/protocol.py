@@ -203,7 +203,9 @@ def failure_reason(body: dict[str, Any]) -> str:
     return "the service gave no reason"
 
 
-def parse_completed(body: dict[str, Any], prediction_type: str, horizons: tuple[int, ...], what: str) -> TypedPrediction:
+def parse_completed(
+    body: dict[str, Any], prediction_type: str, horizons: tuple[int, ...], what: str
+) -> TypedPrediction:
     """Values and uncertainties of a completed prediction.
 
     Accepts the current shape ``result.output.{predictions, uncertainty, errors}`` and

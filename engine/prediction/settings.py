@@ -55,8 +55,7 @@ class PredictionClientSettings:
         scheme = urlsplit(self.base_url).scheme if isinstance(self.base_url, str) else ""
         if scheme not in ("http", "https") or not urlsplit(self.base_url).netloc:
             raise ConfigError(
-                f"prediction_provider_url must be an http(s) URL like "
-                f"'http://127.0.0.1:8001', got {self.base_url!r}"
+                f"prediction_provider_url must be an http(s) URL like 'http://127.0.0.1:8001', got {self.base_url!r}"
             )
         for name in (
             "timeout_s",
@@ -82,7 +81,14 @@ class PredictionClientSettings:
                 f"prediction client setting horizons must be a non-empty list of integers >= 1, got {self.horizons!r}"
             )
         object.__setattr__(self, "horizons", horizons)
-        for name in ("predictor_plugin", "feeder_plugin", "pipeline_plugin", "short_term_interval", "long_term_interval"):
+        text_fields = (
+            "predictor_plugin",
+            "feeder_plugin",
+            "pipeline_plugin",
+            "short_term_interval",
+            "long_term_interval",
+        )
+        for name in text_fields:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"prediction client setting {name} must be a non-empty string, got {value!r}")

@@ -86,7 +86,10 @@ def test_default_values_and_a_clean_result_are_ok(prediction_service: Prediction
 
 def test_legacy_result_shape_is_accepted(prediction_service: PredictionServiceHandle) -> None:
     prediction_service.set_scenario(
-        "OLDAPI", legacy_shape=True, predictions={"short_term": [2.5], "long_term": [3.5]}, uncertainty={"short_term": 0.1}
+        "OLDAPI",
+        legacy_shape=True,
+        predictions={"short_term": [2.5], "long_term": [3.5]},
+        uncertainty={"short_term": 0.1},
     )
     with PredictionClient(fast_settings(prediction_service.base_url)) as client:
         result = client.get_predictions("OLDAPI", BAR_TIME)
@@ -190,11 +193,13 @@ def test_failed_prediction_carries_the_service_reason(prediction_service: Predic
             client.predict("NODATA", BAR_TIME, "long_term")
         result = client.get_predictions("NODATA", BAR_TIME)
     assert result.short_term == [] and result.long_term == []
-    assert "feeder has no data" in result.errors["short_term"] and "feeder has no data" in result.errors["long_term"]
+    assert all("feeder has no data" in result.errors[kind] for kind in ("short_term", "long_term"))
 
 
 @pytest.mark.parametrize(("where", "fragment"), [("post", "Bad Gateway"), ("poll", "'status': 'completed', oops")])
-def test_garbage_bodies_are_clear_errors(prediction_service: PredictionServiceHandle, where: str, fragment: str) -> None:
+def test_garbage_bodies_are_clear_errors(
+    prediction_service: PredictionServiceHandle, where: str, fragment: str
+) -> None:
     prediction_service.set_scenario("JUNK", garbage=where)
     with PredictionClient(fast_settings(prediction_service.base_url)) as client:
         with pytest.raises(PredictionError) as info:
@@ -275,7 +280,7 @@ def test_dead_port_is_retried_then_a_clear_error(caplog: pytest.LogCaptureFixtur
         elapsed = time.monotonic() - started
     message = str(info.value)
     assert "gave up after 3 attempt(s)" in message and "ConnectError" in message
-    assert f"POST /api/v1/predict" in message
+    assert "POST /api/v1/predict" in message
     assert len([r for r in caplog.records if "retrying in" in r.getMessage()]) == 2
     assert elapsed < 2.0
 

@@ -25,7 +25,13 @@ def _response(status: int, json: object = None, text: str | None = None, headers
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("EUR/USD", "EURUSD"), ("eur_usd", "EURUSD"), ("GOOG", "GOOG"), (" btc-usd ", "BTCUSD"), ("A1B2C3D4E5", "A1B2C3D4E5")],
+    [
+        ("EUR/USD", "EURUSD"),
+        ("eur_usd", "EURUSD"),
+        ("GOOG", "GOOG"),
+        (" btc-usd ", "BTCUSD"),
+        ("A1B2C3D4E5", "A1B2C3D4E5"),
+    ],
 )
 def test_normalize_symbol_drops_separators_and_upper_cases(given: str, expected: str) -> None:
     assert protocol.normalize_symbol(given) == expected
