@@ -45,6 +45,7 @@ def test_shipped_eurusd_loads_with_its_unnamed_datetime_column(eurusd_csv: Path)
     np.testing.assert_array_equal(data.timestamps, expected_ns)
     assert data.timestamps.dtype == np.int64 and data.close.dtype == np.float64
     assert data.close.flags.c_contiguous
+    assert not data.close.flags.writeable and not data.timestamps.flags.writeable
     assert data.meta == {"rows_read": 5000, "dropped_rows": 0, "dropped_by_reason": {}}
     assert data.source == str(eurusd_csv)
 
