@@ -20,12 +20,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import DomainError, NotFound
+from engine.types import utcnow
 from persistence.models import AuditLog, Portfolio
 from persistence.records import AuditContext, AuditRecord
 
 logger = logging.getLogger(__name__)
 
+_AUDIT_TABLE = AuditLog.__table__
+
 R = TypeVar("R")
+T = TypeVar("T")
 S = TypeVar("S", bound=BaseModel)
 
 WRITE_OPS: dict[str, str] = {}
@@ -52,7 +56,7 @@ class Change(Generic[R]):
     target_id: Any = None
     details: dict[str, Any] = field(default_factory=dict)
     # Builds the result from the inserted audit row, for writes whose result is that row.
-    finish: Callable[[AuditLog], R] | None = None
+    finish: Callable[[AuditRecord], R] | None = None
 
 
 class _Batch:
@@ -133,25 +137,30 @@ class UnitOfWork:
         try:
             change = apply(session)
             session.flush()
-            audit_row = AuditLog(
-                user_id=ctx.user_id,
-                action=change.action,
-                target_type=change.target_type,
-                target_id=None if change.target_id is None else str(change.target_id),
-                details=change.details,
-                ip=ctx.ip,
-                user_agent=ctx.user_agent,
-                request_id=request_id,
-            )
-            session.add(audit_row)
-            session.flush()
+            values: dict[str, Any] = {
+                "user_id": ctx.user_id,
+                "action": change.action,
+                "target_type": change.target_type,
+                "target_id": None if change.target_id is None else str(change.target_id),
+                "details": change.details,
+                "ip": ctx.ip,
+                "user_agent": ctx.user_agent,
+                "request_id": request_id,
+                "created_at": utcnow(),
+            }
+            # A Core insert: a third of the cost of an ORM flush, and this runs for every write.
+            audit_id = session.execute(
+                _AUDIT_TABLE.insert().values(**values).returning(_AUDIT_TABLE.c.id)
+            ).scalar_one()
         except IntegrityError as exc:
             raise DomainError(
                 f"write refused by the database: {_integrity_message(exc)}"
             ) from None
         if absent is not None and request_id is not None:
             absent.discard(request_id)  # a resend later in this batch must replay
-        return change.finish(audit_row) if change.finish is not None else change.result
+        if change.finish is not None:
+            return change.finish(AuditRecord(id=audit_id, **values))
+        return change.result
 
     # ------------------------------------------------------------------ shared checks
 
@@ -162,11 +171,21 @@ class UnitOfWork:
         portfolio = session.get(Portfolio, portfolio_id)
         if portfolio is None or not _may_touch(ctx, portfolio.owner_id):
             raise NotFound(f"portfolio {portfolio_id} not found")
-        return portfolio
+        return pin(session, portfolio)
 
     @staticmethod
     def _replay_audit(session: Session, row: AuditLog) -> AuditRecord:
         return AuditRecord.model_validate(row)
+
+
+def pin(session: Session, obj: T) -> T:
+    """Keep ``obj`` alive for the session's lifetime.
+
+    The identity map holds objects weakly: without this, the portfolio and asset a batch
+    of order writes all refer to would be garbage collected and reloaded for every write.
+    """
+    session.info.setdefault("lts_pins", {})[id(obj)] = obj
+    return obj
 
 
 def _may_touch(ctx: AuditContext, owner_id: int | None) -> bool:

@@ -83,7 +83,7 @@ class RecordOps(UnitOfWork):
                 target_type,
                 target_id,
                 dict(details or {}),
-                finish=AuditRecord.model_validate,
+                finish=lambda record: record,
             )
 
         return self._run(ctx, apply, self._replay_audit)

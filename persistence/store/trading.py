@@ -22,7 +22,7 @@ from persistence.records import (
     PositionRecord,
 )
 from persistence.store._replay import target_record
-from persistence.store._unit import Change, UnitOfWork, coerce, write_op
+from persistence.store._unit import Change, UnitOfWork, coerce, pin, write_op
 
 _order_replay = target_record(Order, OrderRecord)
 _position_replay = target_record(Position, PositionRecord)
@@ -49,7 +49,7 @@ class TradingOps(UnitOfWork):
         asset = session.get(Asset, asset_id)
         if asset is None or asset.portfolio_id != portfolio.id:
             raise NotFound(f"asset {asset_id} not found in portfolio {portfolio_id}")
-        return asset
+        return pin(session, asset)
 
     def _order_by_client_id(self, session: Session, ctx: AuditContext, client_order_id: str) -> Order:
         order = session.scalars(
