@@ -137,7 +137,10 @@ class AsyncPredictionClient:
         if remaining <= 0:
             raise deadline_error(what, s)
         try:
-            await asyncio.wait_for(self._slots.acquire(), remaining)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can time out after the
+            # acquire succeeded and leak the slot.
+            async with asyncio.timeout(remaining):
+                await self._slots.acquire()
         except TimeoutError:
             raise deadline_error(what, s, "waiting for a free request slot") from None
         try:
