@@ -10,7 +10,8 @@ fills orders with backtrader's own engine, and adds three things:
   ``get_debug_info()`` and ``metrics()``.
 * **The BrokerPlugin contract** on top of backtrader orders: ``execute_order("open",
   {side, quantity, sl?, tp?, client_order_id?, symbol?})`` submits a market order (a
-  bracket when SL/TP are given), ``"close"`` closes a position by id, ``"modify"`` replaces
+  bracket when SL/TP levels are given; ``sl_distance``/``tp_distance``, as strategies emit
+  them, become levels around the entry fill once it is known), ``"close"`` closes a position by id, ``"modify"`` replaces
   its SL/TP (an OCO pair). Orders need an owner strategy: a strategy calls
   ``self.broker.bind(self)`` in ``start()``. As in every backtest here, a market order
   decided on bar t's close fills at bar t+1's open, so ``execute_order`` answers
@@ -79,6 +80,8 @@ class _Position:
     close_reason: str | None = None
     sl: float | None = None
     tp: float | None = None
+    sl_distance: float | None = None  # from the entry fill: the exits are placed once it is known
+    tp_distance: float | None = None
 
 
 def _num2date(value: float) -> datetime:
@@ -254,10 +257,16 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
         size = _positive(parameters.get("quantity"), "quantity")
         sl = _optional_price(parameters.get("sl"), "sl")
         tp = _optional_price(parameters.get("tp"), "tp")
+        sl_distance = _optional_price(parameters.get("sl_distance"), "sl_distance")
+        tp_distance = _optional_price(parameters.get("tp_distance"), "tp_distance")
+        for name, level, distance in (("sl", sl, sl_distance), ("tp", tp, tp_distance)):
+            if level is not None and distance is not None:
+                raise DomainError(f"backtrader_broker open: give {name} or {name}_distance, not both")
         enter = self.buy if side is Side.BUY else self.sell
         leave = self.sell if side is Side.BUY else self.buy
         main = enter(owner, data, size, exectype=bt.Order.Market, transmit=sl is None and tp is None)
-        position = _Position(str(main.ref), cid, data, side, size, main, sl=sl, tp=tp)
+        position = _Position(str(main.ref), cid, data, side, size, main, sl=sl, tp=tp,
+                             sl_distance=sl_distance, tp_distance=tp_distance)
         self._positions[position.position_id] = position
         self._by_order_ref[main.ref] = (position.position_id, "main")
         if sl is not None:
@@ -310,15 +319,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
         sl = _optional_price(parameters["sl"], "sl") if "sl" in parameters else position.sl
         tp = _optional_price(parameters["tp"], "tp") if "tp" in parameters else position.tp
         self._cancel_exits(position)
-        owner, leave = self._require_owner(), (self.sell if position.side is Side.BUY else self.buy)
-        position.sl, position.tp = sl, tp
-        if sl is not None:
-            position.sl_order = leave(owner, position.data, position.size, price=sl, exectype=bt.Order.Stop)
-            self._by_order_ref[position.sl_order.ref] = (position.position_id, "sl")
-        if tp is not None:
-            position.tp_order = leave(owner, position.data, position.size, price=tp, exectype=bt.Order.Limit,
-                                      oco=position.sl_order)
-            self._by_order_ref[position.tp_order.ref] = (position.position_id, "tp")
+        self._place_exits(position, sl, tp)
         return OrderResult(success=True, client_order_id=cid, position_id=position.position_id, status=OrderStatus.OPEN)
 
     def get_open_orders(self) -> list[PositionView]:
@@ -386,6 +387,28 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
             raise DomainError(f"backtrader_broker: unknown position {position_id!r}")
         return position
 
+    def _place_exits(self, position: _Position, sl: float | None, tp: float | None) -> None:
+        """Stop and limit exits for a filled position, as an OCO pair."""
+        owner, leave = self._require_owner(), (self.sell if position.side is Side.BUY else self.buy)
+        position.sl, position.tp = sl, tp
+        if sl is not None:
+            position.sl_order = leave(owner, position.data, position.size, price=sl, exectype=bt.Order.Stop)
+            self._by_order_ref[position.sl_order.ref] = (position.position_id, "sl")
+        if tp is not None:
+            position.tp_order = leave(owner, position.data, position.size, price=tp, exectype=bt.Order.Limit,
+                                      oco=position.sl_order)
+            self._by_order_ref[position.tp_order.ref] = (position.position_id, "tp")
+
+    def _place_distance_exits(self, position: _Position) -> None:
+        """Turn SL/TP distances into levels around the entry fill; kept levels win."""
+        entry, sign = float(position.entry_price), position.side.sign
+        sl = position.sl if position.sl_distance is None else entry - sign * position.sl_distance
+        tp = position.tp if position.tp_distance is None else entry + sign * position.tp_distance
+        # levels already attached to the bracket stay; only the distance-based ones are new
+        if position.sl_order is not None or position.tp_order is not None:
+            self._cancel_exits(position)
+        self._place_exits(position, sl, tp)
+
     def _cancel_exits(self, position: _Position) -> None:
         for order in (position.sl_order, position.tp_order):
             if order is not None and order.alive():
@@ -402,6 +425,8 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
                 position.entry_price = float(order.executed.price)
                 position.opened_at = _num2date(order.executed.dt)
                 position.commission += float(order.executed.comm)
+                if position.sl_distance is not None or position.tp_distance is not None:
+                    self._place_distance_exits(position)
                 self._results[position.client_order_id] = self._open_result(position)
             else:
                 position.state = "closed"

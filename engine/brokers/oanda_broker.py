@@ -1,7 +1,8 @@
 """``oanda_broker``: live/practice trading on OANDA v20 through oandapyV20 (seed §1.5, INT-06).
 
 What it does
-    * ``open``: a MARKET order (FOK) with ``stopLossOnFill`` / ``takeProfitOnFill``; units are
+    * ``open``: a MARKET order (FOK) with ``stopLossOnFill`` / ``takeProfitOnFill`` (``sl``/``tp``
+      prices, or ``sl_distance``/``tp_distance`` from the fill price, as strategies emit them); units are
       ``quantity * units_per_quantity``, signed by side; ``EURUSD`` maps to ``EUR_USD``.
     * ``close``: closes a trade (``position_id`` is the OANDA trade id, or ``@<client id>``),
       all of it or ``quantity`` of it.
@@ -189,7 +190,8 @@ class OandaBroker(BrokerPlugin):
             if cached is not None:
                 logger.info("%s: client order id %s already answered; returning the first result", self._label, cid)
                 return cached
-            result = self._place_market_order(request, str(parameters.get("comment") or ""))
+            distances = {k: parameters.get(f"{k}_distance") for k in ("sl", "tp")}
+            result = self._place_market_order(request, str(parameters.get("comment") or ""), distances)
             self._remember(cid, result)
         if result.success:
             logger.info(
@@ -222,7 +224,9 @@ class OandaBroker(BrokerPlugin):
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise DomainError(f"oanda_broker open: invalid parameters ({problems})") from None
 
-    def _market_order_body(self, request: OrderRequest, comment: str) -> dict[str, Any]:
+    def _market_order_body(
+        self, request: OrderRequest, comment: str, distances: Mapping[str, Any]
+    ) -> dict[str, Any]:
         instrument = m.to_instrument(request.symbol)
         extensions = {"id": request.client_order_id, "tag": str(self.params["order_tag"])}
         order: dict[str, Any] = {
@@ -235,15 +239,22 @@ class OandaBroker(BrokerPlugin):
             # the trade gets the same id, so it can be found as trades/@<client id>
             "tradeClientExtensions": extensions,
         }
-        if request.sl is not None:
-            order["stopLossOnFill"] = {"price": m.format_price(request.sl, instrument, "sl"), "timeInForce": "GTC"}
-        if request.tp is not None:
-            order["takeProfitOnFill"] = {"price": m.format_price(request.tp, instrument, "tp"), "timeInForce": "GTC"}
+        for key, on_fill, level in (("sl", "stopLossOnFill", request.sl), ("tp", "takeProfitOnFill", request.tp)):
+            distance = distances.get(key)
+            if level is not None and distance is not None:
+                raise DomainError(f"oanda_broker open: give {key} or {key}_distance, not both")
+            if level is not None:
+                order[on_fill] = {"price": m.format_price(level, instrument, key), "timeInForce": "GTC"}
+            elif distance is not None:
+                # OANDA measures a distance from the fill price, as LTS strategies mean it
+                order[on_fill] = {"distance": m.format_price(distance, instrument, f"{key}_distance"), "timeInForce": "GTC"}
         return {"order": order}
 
-    def _place_market_order(self, request: OrderRequest, comment: str) -> OrderResult:
+    def _place_market_order(
+        self, request: OrderRequest, comment: str, distances: Mapping[str, Any]
+    ) -> OrderResult:
         cid = request.client_order_id
-        body = self._market_order_body(request, comment)
+        body = self._market_order_body(request, comment, distances)
         transport = self._transport()
         what = f"market order {cid}"
         # a client id left unresolved by an earlier call is looked up before anything else

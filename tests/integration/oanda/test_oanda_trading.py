@@ -190,3 +190,27 @@ def test_execute_order_rejects_unknown_actions_and_bad_parameters(broker):
         broker.execute_order("close", {})
     with pytest.raises(DomainError, match="cannot map symbol 'GOLD'"):
         _open(broker, symbol="GOLD")
+
+
+def test_sl_tp_distances_from_strategies_are_measured_from_the_fill(broker, oanda_stub):
+    result = _open(broker, sl_distance=0.001, tp_distance="0.0025")
+    order = oanda_stub.state.orders_for_client_id("cid-1")[0]
+    assert order["stopLossOnFill"]["distance"] == "0.00100"
+    [position] = broker.get_open_orders()
+    assert position.entry_price == Decimal("1.10020")
+    assert position.sl == Decimal("1.09920") and position.tp == Decimal("1.10270")
+    assert result.success
+
+
+def test_a_level_and_a_distance_for_the_same_exit_is_refused(broker, oanda_stub):
+    from engine.errors import DomainError
+
+    with pytest.raises(DomainError, match="sl or sl_distance, not both"):
+        _open(broker, sl=1.09, sl_distance=0.001)
+    assert oanda_stub.state.count("order_create") == 0
+
+
+def test_a_sell_stop_below_the_fill_is_cancelled_by_oanda(broker):
+    result = _open(broker, side="sell", sl=1.09)
+    assert not result.success and "STOP_LOSS_ON_FILL_LOSS" in (result.reason or "")
+    assert _open(broker, cid="cid-2", side="sell", sl=1.11).success

@@ -246,3 +246,20 @@ def test_csv_source_from_market_data_and_unknown_sources():
         broker.switch_prediction_source("api", url="http://127.0.0.1:1", colour="red")
     assert broker.prediction_source == "csv"  # a failed switch leaves the current source working
     assert broker.get_predictions("EURUSD", START).short_term[:2] == [1.1, 1.2]
+
+
+def test_sl_tp_distances_become_levels_around_the_entry_fill():
+    broker, results, _ = _run({0: [_buy(sl_distance=0.03, tp_distance=0.025)]})
+    view = broker.get_position(results[0].position_id)
+    assert float(view.sl) == pytest.approx(0.97) and float(view.tp) == pytest.approx(1.025)
+    assert view.close_reason == "tp" and float(view.realized_pnl) == pytest.approx(25.0)
+    assert broker.getposition(broker._owner.datas[0]).size == 0
+
+
+def test_a_level_kept_beside_a_distance_and_both_for_one_exit_refused():
+    broker, results, _ = _run({0: [_buy(sl=0.97, tp_distance=0.5)]})
+    view = broker.get_position(results[0].position_id)
+    assert view.close_reason == "sl" and float(view.tp) == pytest.approx(1.5)
+    assert broker.getposition(broker._owner.datas[0]).size == 0
+    with pytest.raises(DomainError, match="sl or sl_distance, not both"):
+        _run({0: [_buy(sl=0.97, sl_distance=0.03)]})
