@@ -320,6 +320,12 @@ class PortfolioSupervisor:
         child.restarts += 1
         child.state = "restarting"
         child.inflight = None
+        try:
+            # Frees the actor's name at once (a dead actor's name stays taken while its
+            # owner still holds the handle).
+            ray.kill(child.handle, no_restart=True)
+        except Exception:
+            pass
         delay = min(_BACKOFF_START_S * 2 ** (len(child.restart_times) - 1), _BACKOFF_MAX_S)
         logger.warning("portfolio %s: asset %s died; restart #%d in %.1f s",
                        self.portfolio_id, child.asset_id, child.restarts, delay)
@@ -364,6 +370,7 @@ class PortfolioSupervisor:
                 {
                     "asset_id": c.asset_id,
                     "state": c.state,
+                    "pid": c.pid,
                     "restarts": c.restarts,
                     "failures": c.failures,
                     "last_error": c.last_error,
