@@ -33,7 +33,15 @@ GLOBAL_HELP = """global options (every command):
   --load_config FILE, --config FILE
                         JSON config to load; a bare NAME loads the bundled configs/NAME.json
   --save_config FILE    write the values that differ from the defaults to FILE (JSON)
-  --key value           any config key (see `lts plugins` and the defaults); values are
+  --key value           any config key: a global one (`lts plugins --globals`) or a
+                        parameter of a configured plugin (`lts plugins`); values are
+                        typed: true/false, null, numbers, JSON ([...], {...}), else text
+"""
+
+
+COMMAND_EPILOG = """other options:
+  --key value           any config key: a global one (`lts plugins --globals`) or a
+                        parameter of a configured plugin (`lts plugins`); values are
                         typed: true/false, null, numbers, JSON ([...], {...}), else text
 """
 
@@ -65,7 +73,7 @@ def _command_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"lts {name}",
         description=COMMANDS[name],
-        epilog=GLOBAL_HELP,
+        epilog=COMMAND_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,  # `--conf` must not silently mean `--config`
     )

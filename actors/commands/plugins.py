@@ -1,4 +1,5 @@
-"""``lts plugins``: every plugin group, its installed plugins, their parameters and defaults.
+"""``lts plugins``: every plugin group, its installed plugins, their parameters and defaults
+(``--globals``: the global config keys instead).
 
 A plugin that fails to load is listed with the reason; the other plugins and groups are
 still shown. ``*`` marks the plugin the current config selects for its group.
@@ -10,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from engine.config import LTSConfig
+from engine.config import DEFAULT_VALUES, LTSConfig, is_secret_key
 from engine.plugins.base import GROUPS
 from engine.plugins.loader import PluginInfo, config_key, describe_plugins, entry_point_group
 
@@ -22,6 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Options of ``lts plugins``."""
     parser.add_argument("--group", choices=GROUPS, help="show only this group")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--globals",
+        action="store_true",
+        help="list the global config keys instead: default, current value and its source",
+    )
 
 
 def _as_json(value: Any) -> str:
@@ -73,8 +79,24 @@ def render_json(catalog: dict[str, list[PluginInfo]], config: LTSConfig) -> str:
     return json.dumps(data, indent=2, default=str) + "\n"
 
 
+def render_globals(config: LTSConfig) -> str:
+    """Every global key with its default, and its current value and source where they
+    differ (secret values are never shown)."""
+    out = ["global config keys (--key value):"]
+    for key, default in DEFAULT_VALUES.items():
+        line = f"  --{key} {_as_json(default)}"
+        if config.source(key).kind != "default":
+            value = "<hidden>" if is_secret_key(key) else _as_json(config[key])
+            line += f"    (now {value}, from {config.source(key)})"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def run(config: LTSConfig, args: argparse.Namespace) -> int:
     """Print the listing; exit code 0 (load failures are part of the listing)."""
+    if args.globals:
+        print(render_globals(config), end="")
+        return 0
     groups = (args.group,) if args.group else GROUPS
     catalog = describe_plugins(groups)
     render = render_json if args.json else render_text

@@ -186,8 +186,8 @@ def validate_config(config: LTSConfig, keys: Iterable[str] | None = None) -> LTS
                 str(config[k]) for k in PLUGIN_KEYS if isinstance(config.get(k), str)
             )
             hint = suggest(key, known) or (
-                f" it is neither a global key nor a parameter of the configured plugins "
-                f"({plugins}); `lts plugins` lists them all"
+                f" it is neither a global key (`lts plugins --globals`) nor a parameter of "
+                f"the configured plugins ({plugins}; `lts plugins`)"
             )
             errors.append(f"unknown config key {key!r} from {source}:{hint}")
             continue

@@ -270,3 +270,20 @@ def test_parameter_of_a_plugin_that_failed_to_load_is_explained(
     assert code == 2
     line = _one_error_line(capsys.readouterr(), "lts plugins: error: unknown config key 'core_port'")
     assert line.endswith("(note: core:broken_core could not be loaded, so its parameters are not known)")
+
+
+def test_plugins_globals_lists_global_keys_with_current_values(
+    tiny_config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(
+        ["plugins", "--globals", "--config", str(tiny_config_file), "--api_port", "9000",
+         "--jwt_secret", "do-not-print-me"]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("global config keys (--key value):\n")
+    assert "  --api_port 8000    (now 9000, from command line (--api_port))\n" in out
+    assert "  --global_latency 1.0\n" in out
+    assert f"  --strategy_plugin \"default_strategy\"    (now \"tiny_strategy\", from file {tiny_config_file}:5)\n" in out
+    assert "  --jwt_secret null    (now <hidden>, from command line (--jwt_secret))\n" in out
+    assert "do-not-print-me" not in out

@@ -102,8 +102,9 @@ def test_unknown_key_without_close_match_says_where_keys_come_from() -> None:
         _cli("--zzz_qqq", "1")
     assert str(err.value) == (
         "unknown config key 'zzz_qqq' from command line (--zzz_qqq): it is neither a global key "
-        "nor a parameter of the configured plugins (default_aaa, default_core, default_pipeline, "
-        "default_strategy, default_broker, default_portfolio); `lts plugins` lists them all"
+        "(`lts plugins --globals`) nor a parameter of the configured plugins (default_aaa, "
+        "default_core, default_pipeline, default_strategy, default_broker, default_portfolio; "
+        "`lts plugins`)"
     )
 
 
