@@ -219,22 +219,26 @@ def _iso(ns: int) -> str:
     return pd.Timestamp(ns, tz="UTC").isoformat()
 
 
-def load_csv(
-    path: str | Path,
-    *,
-    symbol: str | None = None,
-    datetime_column: str | int = DEFAULT_DATETIME_COLUMN,
-    drop_invalid: bool = False,
-) -> MarketData:
-    """Load and validate an OHLC(V) CSV (see the module doc for format and checks).
+@dataclass(slots=True)
+class _Bars:
+    """The parsed columns of one file, before validation (NaN / NaT mark bad cells)."""
 
-    ``symbol`` defaults to the file name without extension. Raises ``DataError`` naming
-    the file and the 1-based line of the first defect, unless ``drop_invalid`` is set.
-    """
-    path = Path(path)
+    path: Path
+    cols: _Columns
+    ts: np.ndarray
+    prices: dict[str, np.ndarray]  # "OPEN" -> float64
+    volume: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+def _parse(path: Path, datetime_column: str | int) -> _Bars:
     header = _read_header(path)
     cols = _locate_columns(path, header, datetime_column)
-    used = [cols.datetime, *cols.prices.values()] + ([cols.volume] if cols.volume is not None else [])
+    used = [cols.datetime, *cols.prices.values()]
+    if cols.volume is not None:
+        used.append(cols.volume)
     # Column names of our own: the header may hold blanks or duplicates we do not use.
     names = [f"c{i}" for i in range(len(header))]
     try:
@@ -251,153 +255,171 @@ def load_csv(
         if "Expected" in str(exc) and "columns" in str(exc):
             raise _field_count_error(path, len(header), exc) from exc
         raise DataError(f"{path}: cannot parse CSV: {exc}") from exc
-    n = table.num_rows
-    if n == 0:
+    if table.num_rows == 0:
         raise DataError(f"{path}: no data rows after the header")
-
-    ts = _to_ns(table.column(names[cols.datetime]))
-    prices = {name: _to_float(table.column(names[pos])) for name, pos in cols.prices.items()}
-    volume = _to_float(table.column(names[cols.volume])) if cols.volume is not None else None
-    o, h, lo, c = (prices[name] for name in PRICE_COLUMNS)
-
-    # Row defects, checked in this order for the message of a row with several.
-    checks: list[tuple[str, np.ndarray]] = [("bad date/time", ts == _NAT)]
-    checks += [(f"bad {name}", ~np.isfinite(arr)) for name, arr in prices.items()]
-    if volume is not None:
-        checks.append(("bad VOLUME", ~np.isfinite(volume)))
-    with np.errstate(invalid="ignore"):
-        checks.append(("HIGH below LOW", h < lo))
-        checks.append(("OPEN outside [LOW, HIGH]", (o < lo) | (o > h)))
-        checks.append(("CLOSE outside [LOW, HIGH]", (c < lo) | (c > h)))
-        if volume is not None:
-            checks.append(("negative VOLUME", volume < 0))
-    bad_row = np.zeros(n, dtype=bool)
-    for _, mask in checks:
-        bad_row |= mask
-
-    def describe(row: int, raw: str, prev: tuple[int, int] | None = None) -> str:
-        """What is wrong with data row ``row`` (``prev``: (line, ns) of the row it clashes with)."""
-        for reason, mask in checks:
-            if not mask[row]:
-                continue
-            if reason == "bad date/time":
-                text = _cell(raw, cols.datetime).strip()
-                label = header[cols.datetime].strip() or "the date/time column"
-                return f"{label} is empty" if not text else f"{label} {text!r} is not a date/time"
-            if reason.startswith("bad "):
-                name = reason[4:]
-                pos = cols.volume if name == VOLUME_COLUMN else cols.prices[name]
-                return _number_problem(header[pos].strip(), _cell(raw, pos))
-            if reason == "HIGH below LOW":
-                return f"HIGH {float(h[row])!r} is below LOW {float(lo[row])!r}"
-            if reason == "negative VOLUME":
-                return f"VOLUME {float(volume[row])!r} is negative"  # type: ignore[index]
-            which, value = ("OPEN", o[row]) if reason.startswith("OPEN") else ("CLOSE", c[row])
-            return (
-                f"{which} {float(value)!r} is outside "
-                f"[LOW {float(lo[row])!r}, HIGH {float(h[row])!r}]"
-            )
-        assert prev is not None
-        prev_line, prev_ns = prev
-        if ts[row] == prev_ns:
-            return f"duplicate timestamp {_iso(ts[row])} (also on line {prev_line})"
-        return (
-            f"timestamp {_iso(ts[row])} is earlier than {_iso(prev_ns)} on line {prev_line} "
-            f"(timestamps must increase)"
-        )
-
-    if not drop_invalid:
-        # Time order among rows whose own values are fine: each later than the one before.
-        ok_idx = np.flatnonzero(~bad_row)
-        order_bad = ok_idx[1:][np.diff(ts[ok_idx]) <= 0]
-        first_value_bad = int(np.argmax(bad_row)) if bad_row.any() else n
-        first_order_bad = int(order_bad[0]) if order_bad.size else n
-        first = min(first_value_bad, first_order_bad)
-        if first == n:
-            return _market_data(path, symbol, ts, o, h, lo, c, volume, n, {})
-        n_bad = int(bad_row.sum()) + int(order_bad.size)
-        more = f" (and {n_bad - 1} more invalid row(s); drop_invalid=True skips them)" if n_bad > 1 else ""
-        if first == first_order_bad and first != first_value_bad:
-            prev_row = int(ok_idx[np.searchsorted(ok_idx, first) - 1])
-            lines = _data_lines(path, [first, prev_row])
-            message = describe(first, lines[first][1], (lines[prev_row][0], int(ts[prev_row])))
-        else:
-            lines = _data_lines(path, [first])
-            message = describe(first, lines[first][1])
-        raise DataError(f"{path}:{lines[first][0]}: {message}{more}")
-
-    # drop_invalid: drop bad rows, then rows not later than the latest kept timestamp.
-    reasons: dict[str, int] = {}
-    first_reason = np.zeros(n, dtype=bool)
-    for reason, mask in checks:
-        fresh = mask & ~first_reason
-        if fresh.any():
-            reasons[reason] = int(fresh.sum())
-        first_reason |= mask
-    keep_idx = np.flatnonzero(~bad_row)
-    kept_ts = ts[keep_idx]
-    if kept_ts.size:
-        latest_before = np.maximum.accumulate(kept_ts)[:-1]
-        in_order = np.concatenate(([True], kept_ts[1:] > latest_before))
-        if not in_order.all():
-            reasons["timestamp not increasing"] = int((~in_order).sum())
-        keep_idx = keep_idx[in_order]
-    dropped = n - keep_idx.size
-    if dropped:
-        dropped_rows = np.setdiff1d(np.arange(n), keep_idx)[:5]
-        lines = _data_lines(path, dropped_rows.tolist())
-        logger.warning(
-            "%s: dropped %d invalid row(s) of %d (%s); first at line(s) %s",
-            path,
-            dropped,
-            n,
-            ", ".join(f"{k}: {v}" for k, v in reasons.items()),
-            ", ".join(str(lines[r][0]) for r in dropped_rows.tolist()),
-        )
-    if keep_idx.size == 0:
-        raise DataError(f"{path}: all {n} data rows are invalid")
-    take = (lambda arr: arr) if dropped == 0 else (lambda arr: np.ascontiguousarray(arr[keep_idx]))
-    return _market_data(
-        path,
-        symbol,
-        take(ts),
-        take(o),
-        take(h),
-        take(lo),
-        take(c),
-        None if volume is None else take(volume),
-        n,
-        reasons,
+    return _Bars(
+        path=path,
+        cols=cols,
+        ts=_to_ns(table.column(names[cols.datetime])),
+        prices={name: _to_float(table.column(names[pos])) for name, pos in cols.prices.items()},
+        volume=None if cols.volume is None else _to_float(table.column(names[cols.volume])),
     )
 
 
-def _market_data(
-    path: Path,
-    symbol: str | None,
-    ts: np.ndarray,
-    o: np.ndarray,
-    h: np.ndarray,
-    lo: np.ndarray,
-    c: np.ndarray,
-    volume: np.ndarray | None,
-    rows_read: int,
-    dropped_by_reason: dict[str, int],
+def _row_checks(bars: _Bars) -> list[tuple[str, np.ndarray]]:
+    """(reason, mask of rows failing it), in the order a row's message reports them.
+    Time order is not a row check: it depends on which rows are kept."""
+    o, h, lo, c = (bars.prices[name] for name in PRICE_COLUMNS)
+    checks: list[tuple[str, np.ndarray]] = [("bad date/time", bars.ts == _NAT)]
+    checks += [(f"bad {name}", ~np.isfinite(arr)) for name, arr in bars.prices.items()]
+    if bars.volume is not None:
+        checks.append(("bad VOLUME", ~np.isfinite(bars.volume)))
+    with np.errstate(invalid="ignore"):  # NaN comparisons are False; NaN is caught above
+        checks.append(("HIGH below LOW", h < lo))
+        checks.append(("OPEN outside [LOW, HIGH]", (o < lo) | (o > h)))
+        checks.append(("CLOSE outside [LOW, HIGH]", (c < lo) | (c > h)))
+        if bars.volume is not None:
+            checks.append(("negative VOLUME", bars.volume < 0))
+    return checks
+
+
+def _describe_row(bars: _Bars, checks: list[tuple[str, np.ndarray]], row: int, raw: str) -> str:
+    """What is wrong with data row ``row`` (``raw``: its text in the file)."""
+    header, cols = bars.cols.header, bars.cols
+    o, h, lo, c = (bars.prices[name] for name in PRICE_COLUMNS)
+    reason = next(reason for reason, mask in checks if mask[row])
+    if reason == "bad date/time":
+        text = _cell(raw, cols.datetime).strip()
+        label = header[cols.datetime].strip() or "the date/time column"
+        return f"{label} is empty" if not text else f"{label} {text!r} is not a date/time"
+    if reason.startswith("bad "):
+        name = reason[len("bad ") :]
+        pos = cols.volume if name == VOLUME_COLUMN else cols.prices[name]
+        assert pos is not None
+        return _number_problem(header[pos].strip(), _cell(raw, pos))
+    if reason == "HIGH below LOW":
+        return f"HIGH {float(h[row])!r} is below LOW {float(lo[row])!r}"
+    if reason == "negative VOLUME":
+        assert bars.volume is not None
+        return f"VOLUME {float(bars.volume[row])!r} is negative"
+    which, value = ("OPEN", o[row]) if reason.startswith("OPEN") else ("CLOSE", c[row])
+    return f"{which} {float(value)!r} is outside [LOW {float(lo[row])!r}, HIGH {float(h[row])!r}]"
+
+
+def _describe_order(ts: int, prev_ts: int, prev_line: int) -> str:
+    if ts == prev_ts:
+        return f"duplicate timestamp {_iso(ts)} (also on line {prev_line})"
+    return (
+        f"timestamp {_iso(ts)} is earlier than {_iso(prev_ts)} on line {prev_line} "
+        f"(timestamps must increase)"
+    )
+
+
+def _refuse_first_defect(bars: _Bars, checks: list[tuple[str, np.ndarray]]) -> None:
+    """Raise ``DataError`` for the first defective row in file order, if there is one."""
+    n = len(bars)
+    bad_row = np.logical_or.reduce([mask for _, mask in checks])
+    # Time order among rows whose own values are fine: each later than the one before.
+    ok_idx = np.flatnonzero(~bad_row)
+    order_bad = ok_idx[1:][np.diff(bars.ts[ok_idx]) <= 0]
+    first_value_bad = int(np.argmax(bad_row)) if bad_row.any() else n
+    first_order_bad = int(order_bad[0]) if order_bad.size else n
+    first = min(first_value_bad, first_order_bad)
+    if first == n:
+        return
+    if first == first_value_bad:
+        lines = _data_lines(bars.path, [first])
+        message = _describe_row(bars, checks, first, lines[first][1])
+    else:
+        prev = int(ok_idx[np.searchsorted(ok_idx, first) - 1])
+        lines = _data_lines(bars.path, [first, prev])
+        message = _describe_order(int(bars.ts[first]), int(bars.ts[prev]), lines[prev][0])
+    n_bad = int(bad_row.sum()) + int(order_bad.size)
+    more = f" (and {n_bad - 1} more invalid row(s); drop_invalid=True skips them)" if n_bad > 1 else ""
+    raise DataError(f"{bars.path}:{lines[first][0]}: {message}{more}")
+
+
+def _valid_rows(
+    bars: _Bars, checks: list[tuple[str, np.ndarray]]
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Indices of the rows to keep, and how many were dropped for each (first) reason:
+    rows failing a check, then rows not later than the latest kept timestamp."""
+    reasons: dict[str, int] = {}
+    seen = np.zeros(len(bars), dtype=bool)
+    for reason, mask in checks:
+        fresh = mask & ~seen
+        if fresh.any():
+            reasons[reason] = int(fresh.sum())
+        seen |= mask
+    keep = np.flatnonzero(~seen)
+    kept_ts = bars.ts[keep]
+    if kept_ts.size:
+        in_order = np.concatenate(([True], kept_ts[1:] > np.maximum.accumulate(kept_ts)[:-1]))
+        if not in_order.all():
+            reasons["timestamp not increasing"] = int((~in_order).sum())
+        keep = keep[in_order]
+    return keep, reasons
+
+
+def load_csv(
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    datetime_column: str | int = DEFAULT_DATETIME_COLUMN,
+    drop_invalid: bool = False,
 ) -> MarketData:
-    for array in (ts, o, h, lo, c, volume):
+    """Load and validate an OHLC(V) CSV (see the module doc for format and checks).
+
+    ``symbol`` defaults to the file name without extension. Raises ``DataError`` naming
+    the file and the 1-based line of the first defect, unless ``drop_invalid`` is set.
+    """
+    bars = _parse(Path(path), datetime_column)
+    checks = _row_checks(bars)
+    n = len(bars)
+    if not drop_invalid:
+        _refuse_first_defect(bars, checks)
+        return _market_data(bars, symbol, None, {})
+    keep, reasons = _valid_rows(bars, checks)
+    if keep.size < n:
+        first_dropped = np.setdiff1d(np.arange(n), keep)[:5].tolist()
+        lines = _data_lines(bars.path, first_dropped)
+        logger.warning(
+            "%s: dropped %d invalid row(s) of %d (%s); first at line(s) %s",
+            bars.path,
+            n - keep.size,
+            n,
+            ", ".join(f"{reason}: {count}" for reason, count in reasons.items()),
+            ", ".join(str(lines[row][0]) for row in first_dropped),
+        )
+    if keep.size == 0:
+        raise DataError(f"{bars.path}: all {n} data rows are invalid")
+    return _market_data(bars, symbol, keep if keep.size < n else None, reasons)
+
+
+def _market_data(
+    bars: _Bars, symbol: str | None, keep: np.ndarray | None, dropped_by_reason: dict[str, int]
+) -> MarketData:
+    """``MarketData`` of the rows ``keep`` (all when None), as read-only arrays."""
+    columns = [bars.ts, *(bars.prices[name] for name in PRICE_COLUMNS), bars.volume]
+    if keep is not None:
+        columns = [None if a is None else np.ascontiguousarray(a[keep]) for a in columns]
+    for array in columns:
         if array is not None:
             array.flags.writeable = False  # shared by every reader; never changed in place
+    ts, o, h, lo, c, volume = columns
+    assert ts is not None and o is not None and h is not None and lo is not None and c is not None
     return MarketData(
-        symbol=symbol or path.stem,
+        symbol=symbol or bars.path.stem,
         timestamps=ts,
         open=o,
         high=h,
         low=lo,
         close=c,
         volume=volume,
-        source=str(path),
+        source=str(bars.path),
         meta={
-            "rows_read": rows_read,
-            "dropped_rows": rows_read - len(c),
+            "rows_read": len(bars),
+            "dropped_rows": len(bars) - len(c),
             "dropped_by_reason": dropped_by_reason,
         },
     )
