@@ -127,6 +127,10 @@ class PersistenceActor:
             futures.append(future)
         return list(await asyncio.gather(*futures))
 
+    async def ping(self) -> int:
+        """A trivial call (benchmarks measure the bare round trip with it)."""
+        return 1
+
     def pid(self) -> int:
         """The actor's process id (tests kill it to prove crash safety)."""
         return os.getpid()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,7 +26,10 @@ from persistence.records import AuditContext, AuditRecord
 
 logger = logging.getLogger(__name__)
 
+# Statements built once: building them per write costs more than running them on SQLite.
 _AUDIT_TABLE = AuditLog.__table__
+_AUDIT_INSERT = _AUDIT_TABLE.insert().returning(_AUDIT_TABLE.c.id)
+_AUDIT_BY_REQUEST = select(AuditLog).where(AuditLog.request_id == bindparam("request_id"))
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -128,9 +131,7 @@ class UnitOfWork:
     ) -> R:
         request_id = ctx.request_id
         if request_id is not None and (absent is None or request_id not in absent):
-            previous = session.scalars(
-                select(AuditLog).where(AuditLog.request_id == request_id)
-            ).first()
+            previous = session.scalars(_AUDIT_BY_REQUEST, {"request_id": request_id}).first()
             if previous is not None:
                 logger.debug("write %s already applied (%s): replaying", request_id, previous.action)
                 return replay(session, previous)
@@ -149,9 +150,7 @@ class UnitOfWork:
                 "created_at": utcnow(),
             }
             # A Core insert: a third of the cost of an ORM flush, and this runs for every write.
-            audit_id = session.execute(
-                _AUDIT_TABLE.insert().values(**values).returning(_AUDIT_TABLE.c.id)
-            ).scalar_one()
+            audit_id = session.execute(_AUDIT_INSERT, values).scalar_one()
         except IntegrityError as exc:
             raise DomainError(
                 f"write refused by the database: {_integrity_message(exc)}"

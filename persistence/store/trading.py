@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.errors import DomainError, NotFound
@@ -23,6 +23,10 @@ from persistence.records import (
 )
 from persistence.store._replay import target_record
 from persistence.store._unit import Change, UnitOfWork, coerce, pin, write_op
+
+# Built once (hot path of every trade).
+_ORDER_BY_CLIENT_ID = select(Order).where(Order.client_order_id == bindparam("coid"))
+_POSITION_BY_OPENING_ORDER = select(Position).where(Position.opening_order_id == bindparam("order_id"))
 
 _order_replay = target_record(Order, OrderRecord)
 _position_replay = target_record(Position, PositionRecord)
@@ -52,9 +56,7 @@ class TradingOps(UnitOfWork):
         return pin(session, asset)
 
     def _order_by_client_id(self, session: Session, ctx: AuditContext, client_order_id: str) -> Order:
-        order = session.scalars(
-            select(Order).where(Order.client_order_id == client_order_id)
-        ).first()
+        order = session.scalars(_ORDER_BY_CLIENT_ID, {"coid": client_order_id}).first()
         if order is None:
             raise NotFound(f"order with client_order_id {client_order_id!r} not found")
         try:
@@ -88,9 +90,7 @@ class TradingOps(UnitOfWork):
         intent = coerce(OrderIntent, intent, "order")
 
         def apply(session: Session) -> Change[OrderRecord]:
-            existing = session.scalars(
-                select(Order).where(Order.client_order_id == intent.client_order_id)
-            ).first()
+            existing = session.scalars(_ORDER_BY_CLIENT_ID, {"coid": intent.client_order_id}).first()
             if existing is not None:
                 self._portfolio_for(session, ctx, existing.portfolio_id)
                 mismatched = [
@@ -264,9 +264,7 @@ class TradingOps(UnitOfWork):
                     raise DomainError(
                         f"opening_client_order_id: order {order.client_order_id!r} is {order.status}"
                     )
-                existing = session.scalars(
-                    select(Position).where(Position.opening_order_id == order.id)
-                ).first()
+                existing = session.scalars(_POSITION_BY_OPENING_ORDER, {"order_id": order.id}).first()
                 if existing is not None:
                     return Change(
                         PositionRecord.model_validate(existing),

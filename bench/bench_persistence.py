@@ -1,0 +1,259 @@
+"""Write throughput and acknowledgement latency through the persistence actor.
+
+Each trade is three records written through the actor, in order: the order intent
+(pending), the broker's answer (order open) and the position. 50 concurrent callers each
+send calls carrying ``--trades-per-call`` trades; a call is acknowledged after its commit.
+Modes: batching off (``batch_size=1``: one transaction per record) and on (group commit of
+up to ``--batch-size`` records with a SAVEPOINT each), on SQLite and on PostgreSQL.
+
+References measured in the same run, to read the figures against:
+* the bare actor round trip: ``ping`` calls/s from the same 50 callers;
+* the Store alone, in this process without Ray, applying the same records in batches.
+
+    .venv/bin/python bench/bench_persistence.py                 # both databases
+    .venv/bin/python bench/bench_persistence.py --backend sqlite --seconds 5
+
+Figures on a shared 2-core machine are noisy: compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DEFAULT_PG = os.environ.get("LTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class Result:
+    label: str
+    records: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def fresh_database(backend: str) -> tuple[str, Any]:
+    """(url, cleanup) of an empty database with the schema."""
+    from persistence.database import make_engine
+    from persistence.schema import create_schema
+
+    if backend == "sqlite":
+        folder = tempfile.mkdtemp(prefix="lts-bench-")
+        url = f"sqlite:///{folder}/bench.db"
+        cleanup = lambda: None  # noqa: E731
+    else:
+        import psycopg
+        from sqlalchemy import make_url
+
+        schema = f"lts_bench_{uuid.uuid4().hex[:10]}"
+        libpq = make_url(DEFAULT_PG).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        url = make_url(DEFAULT_PG).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+
+        def cleanup() -> None:
+            with psycopg.connect(libpq, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    engine = make_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    return url, cleanup
+
+
+def seed(url: str, callers: int) -> list[tuple[int, int]]:
+    """One portfolio, one asset per caller: [(portfolio_id, asset_id)]."""
+    from persistence.records import AssetCreate, AuditContext, PortfolioCreate
+    from persistence.store import Store
+
+    store = Store.from_url(url)
+    system = AuditContext.system()
+    user = store.create_user(system, username="bench", password_hash="x")
+    portfolio = store.create_portfolio(system, PortfolioCreate(name="bench", total_capital=10**6), owner_id=user.id)
+    assets = [
+        (portfolio.id, store.create_asset(system, portfolio.id, AssetCreate(symbol=f"SYM{n}")).id)
+        for n in range(callers)
+    ]
+    store.close()
+    return assets
+
+
+def trade_writes(client: Any, portfolio_id: int, asset_id: int, tag: str) -> list[Any]:
+    """The three records of one trade."""
+    from persistence.records import AuditContext, OrderFill, OrderIntent, PositionOpen
+
+    ctx = AuditContext.system()
+    coid = f"{tag}-{uuid.uuid4().hex[:12]}"
+    return [
+        client.request(
+            "record_order_intent", ctx,
+            OrderIntent(client_order_id=coid, portfolio_id=portfolio_id, asset_id=asset_id,
+                        side="buy", quantity=Decimal("1000"), price=Decimal("1.10512")),
+        ),
+        client.request("mark_order_open", ctx, coid,
+                       OrderFill(broker_order_id=f"b{coid}", filled_price=Decimal("1.10515"))),
+        client.request(
+            "open_position", ctx,
+            PositionOpen(portfolio_id=portfolio_id, asset_id=asset_id, opening_client_order_id=coid,
+                         side="buy", quantity=Decimal("1000"), entry_price=Decimal("1.10515")),
+        ),
+    ]
+
+
+async def drive(handle: Any, assets: list[tuple[int, int]], seconds: float, trades_per_call: int) -> Result:
+    from actors.persistence_actor import PersistenceClient
+
+    latencies: list[float] = []
+    records = 0
+    deadline = time.perf_counter() + seconds
+
+    async def caller(n: int) -> None:
+        nonlocal records
+        client = PersistenceClient(handle, caller_id=f"b{n}-{uuid.uuid4().hex[:6]}")
+        portfolio_id, asset_id = assets[n]
+        while time.perf_counter() < deadline:
+            writes = [w for _ in range(trades_per_call) for w in trade_writes(client, portfolio_id, asset_id, f"c{n}")]
+            sent = time.perf_counter()
+            outcomes = await client.write_many(writes)
+            latencies.append((time.perf_counter() - sent) * 1000)
+            bad = [o.error for o in outcomes if not o.ok]
+            if bad:
+                raise RuntimeError(f"write failed: {bad[0]}")
+            records += len(outcomes)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(caller(n) for n in range(len(assets))))
+    return Result("", records, time.perf_counter() - start, latencies)
+
+
+async def drive_ping(handle: Any, callers: int, seconds: float) -> Result:
+    latencies: list[float] = []
+    calls = 0
+    deadline = time.perf_counter() + seconds
+
+    async def caller() -> None:
+        nonlocal calls
+        while time.perf_counter() < deadline:
+            sent = time.perf_counter()
+            await handle.ping.remote()
+            latencies.append((time.perf_counter() - sent) * 1000)
+            calls += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return Result("", calls, time.perf_counter() - start, latencies)
+
+
+def in_process_reference(url: str, assets: list[tuple[int, int]], records_target: int, batch_size: int) -> Result:
+    """The Store alone (no Ray, no actor), same records, batches of ``batch_size``."""
+    from actors.persistence_actor import PersistenceClient
+    from persistence.store import Store
+
+    store = Store.from_url(url)
+    client = PersistenceClient(actor=object(), caller_id="ref")  # only builds requests
+    writes = []
+    while len(writes) < records_target:
+        for portfolio_id, asset_id in assets:
+            writes.extend(trade_writes(client, portfolio_id, asset_id, "ref"))
+    start = time.perf_counter()
+    for i in range(0, len(writes), batch_size):
+        store.apply_batch(writes[i : i + batch_size])
+    seconds = time.perf_counter() - start
+    store.close()
+    return Result("store in-process", len(writes), seconds, [])
+
+
+def run_backend(ray: Any, backend: str, args: argparse.Namespace) -> list[Result]:
+    from actors.persistence_actor import PersistenceSettings, start_persistence_actor
+
+    results = []
+    for label, settings in (
+        ("batching off", PersistenceSettings(batch_size=1, batch_delay_ms=0)),
+        ("batching on", PersistenceSettings(batch_size=args.batch_size, batch_delay_ms=args.batch_delay_ms)),
+    ):
+        url, cleanup = fresh_database(backend)
+        try:
+            assets = seed(url, args.callers)
+            handle = start_persistence_actor(url, settings=settings, name=f"bench-{uuid.uuid4().hex[:8]}")
+            ray.get(handle.ping.remote(), timeout=120)
+            asyncio.run(drive(handle, assets, 1.0, args.trades_per_call))  # warm up
+            result = asyncio.run(drive(handle, assets, args.seconds, args.trades_per_call))
+            result.label = f"{backend:10s} {label}"
+            results.append(result)
+            if label == "batching on":
+                ping = asyncio.run(drive_ping(handle, args.callers, min(args.seconds, 3.0)))
+                ping.label = f"{backend:10s} bare actor ping (calls/s)"
+                results.append(ping)
+            ray.kill(handle)
+            if label == "batching on":
+                reference = in_process_reference(url, assets, 3000, args.batch_size)
+                reference.label = f"{backend:10s} Store alone, in-process"
+                results.append(reference)
+        finally:
+            cleanup()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--callers", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per mode")
+    parser.add_argument("--trades-per-call", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-delay-ms", type=float, default=5.0)
+    args = parser.parse_args()
+
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, namespace="lts-bench", log_to_driver=False,
+             configure_logging=False)
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    results: list[Result] = []
+    try:
+        for backend in backends:
+            results.extend(run_backend(ray, backend, args))
+    finally:
+        ray.shutdown()
+
+    print(f"\n{args.callers} callers, {args.trades_per_call} trades (x3 records) per call, "
+          f"batch_size {args.batch_size}, batch_delay_ms {args.batch_delay_ms}, cpus {os.cpu_count()}")
+    print(f"{'mode':45s} {'records/s':>10s} {'trades/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for r in results:
+        trades = r.records_per_s / 3 if "ping" not in r.label else float("nan")
+        print(f"{r.label:45s} {r.records_per_s:10.0f} {trades:9.0f} {r.pct(0.5):8.1f} {r.pct(0.99):8.1f}")
+    for backend in backends:
+        by = {r.label.split(None, 1)[1]: r for r in results if r.label.startswith(backend)}
+        on, off, ref = by["batching on"], by["batching off"], by["Store alone, in-process"]
+        print(f"{backend}: batching on/off = {on.records_per_s / off.records_per_s:.2f}x; "
+              f"actor/Store-alone = {on.records_per_s / ref.records_per_s:.2f}; "
+              f"records per ping-equivalent call = {on.records_per_s / by['bare actor ping (calls/s)'].records_per_s:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
