@@ -23,6 +23,9 @@ fills orders with backtrader's own engine, and adds three things:
   drawdown, trades, wins/losses, win rate, net P/L, profit factor; trades are counted
   like backtrader's ``TradeAnalyzer`` (flat -> flat per feed).
 
+To run an LTS strategy plugin in cerebro: ``cerebro.addstrategy(StrategyPluginRunner,
+plugin=create_plugin("strategy", name, params))``.
+
 Parameters: ``self.params`` is the LTS plugin dict (``plugin_params``); backtrader's own
 broker parameters stay on ``self.p``.
 """
@@ -50,6 +53,8 @@ from engine.prediction.types import PREDICTION_TYPES, PredictionProvider, Predic
 from engine.types import OrderResult, OrderStatus, PositionView, Side, ensure_utc, to_decimal
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["BacktraderBroker", "StrategyPluginRunner"]
 
 
 class _BrokerPluginMeta(type(bt.brokers.BackBroker), ABCMeta):  # type: ignore[misc]
@@ -136,7 +141,9 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
             leverage = float(self.params["leverage"])
             slippage = float(self.params["slippage_perc"])
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"backtrader_broker: cash, commission, leverage and slippage_perc must be numbers ({exc})") from None
+            raise ConfigError(
+                f"backtrader_broker: cash, commission, leverage and slippage_perc must be numbers ({exc})"
+            ) from None
         if cash <= 0 or commission < 0 or leverage <= 0 or slippage < 0:
             raise ConfigError(
                 f"backtrader_broker: need cash > 0, commission >= 0, leverage > 0, slippage_perc >= 0; "
@@ -277,7 +284,10 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
             self._by_order_ref[position.tp_order.ref] = (position.position_id, "tp")
         result = self._open_result(position)
         self._results[cid] = result
-        logger.info("backtrader_broker: %s %s x%s submitted (position %s, client id %s)", side, data._name, size, position.position_id, cid)
+        logger.info(
+            "backtrader_broker: %s %s x%s submitted (position %s, client id %s)",
+            side, data._name, size, position.position_id, cid,
+        )
         return result
 
     def close_order(self, parameters: Mapping[str, Any]) -> OrderResult:
@@ -532,3 +542,7 @@ def _positive(value: Any, name: str) -> float:
 
 def _optional_price(value: Any, name: str) -> float | None:
     return None if value is None else _positive(value, name)
+
+
+# at the end: the runner's module imports this one lazily, so the order is safe
+from engine.brokers._bt_strategy import StrategyPluginRunner  # noqa: E402
