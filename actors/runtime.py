@@ -55,12 +55,9 @@ def init_ray(config: Mapping[str, Any]) -> dict[str, Any]:
     if address:
         context = ray.init(address=str(address), **kwargs)
     else:
-        try:
-            import ray.dashboard  # noqa: F401  (installed with ray[default])
+        import importlib.util
 
-            dashboard = True
-        except ImportError:
-            dashboard = False
+        dashboard = importlib.util.find_spec("ray.dashboard") is not None  # ray[default]
         context = ray.init(num_cpus=(os.cpu_count() or 2) + 2, include_dashboard=dashboard, **kwargs)
     url = getattr(context, "dashboard_url", None)
     return {"address": context.address_info.get("gcs_address") if hasattr(context, "address_info") else None,
