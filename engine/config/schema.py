@@ -38,7 +38,9 @@ from engine.errors import ConfigError
 from engine.types import to_decimal
 
 _STRICT = ConfigDict(strict=True)
-_SECRET_KEY = re.compile(r"secret|password|passwd|api_key|apikey|private_key|credential", re.I)
+_SECRET_KEY = re.compile(
+    r"secret|password|passwd|api_key|apikey|private_key|credential|(^|_)access_token$", re.I
+)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
