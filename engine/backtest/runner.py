@@ -23,6 +23,7 @@ time) gives identical trades. Strategies without ``prepare`` run stepwise.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,19 +211,27 @@ def _fast_loop(
     costs: CostModel,
 ) -> BacktestResult:
     n = len(data)
-    o = data.open.tolist()
-    h = data.high.tolist()
-    l = data.low.tolist()
-    c = data.close.tolist()
+    # Only the columns scanned bar by bar (for stops) become Python lists; everything
+    # else is read at signal events, gathered into short per-event lists up front.
     days_arr = data.timestamps // NS_PER_DAY
-    day = days_arr.tolist()
-    act = signals.action.tolist()
-    qty = signals.quantity.tolist()
-    sl_d = signals.sl_distance.tolist() if signals.sl_distance is not None else None
-    tp_d = signals.tp_distance.tolist() if signals.tp_distance is not None else None
-    has_stops = sl_d is not None or tp_d is not None
+    events_arr = np.flatnonzero(signals.action)
+    nxt = np.minimum(events_arr + 1, n - 1)
+    events = events_arr.tolist()
+    ev_code = signals.action[events_arr].tolist()
+    ev_qty = signals.quantity[events_arr].tolist()
+    ev_close = data.close[events_arr].tolist()
+    ev_day = days_arr[events_arr].tolist()
+    ev_next_open = data.open[nxt].tolist()
+    ev_next_day = days_arr[nxt].tolist()
     nan = float("nan")
+    ev_sl = signals.sl_distance[events_arr].tolist() if signals.sl_distance is not None else [nan] * len(events)
+    ev_tp = signals.tp_distance[events_arr].tolist() if signals.tp_distance is not None else [nan] * len(events)
+    has_stops = signals.sl_distance is not None or signals.tp_distance is not None
+    opens, days = data.open, days_arr
+    h = data.high.tolist() if has_stops else []
+    l = data.low.tolist() if has_stops else []
     adj = costs.adj
+    last_close = float(data.close[n - 1])
 
     cash = costs.cash
     side = 0  # +1 long, -1 short, 0 flat
@@ -230,6 +239,7 @@ def _fast_loop(
     entry_bar = entry_day = 0
     entry_comm = 0.0
     sl = tp = 0.0
+    lo_trig, hi_trig = -math.inf, math.inf
     rejected = 0
     # State after each change: (bar, cash, signed units, entry price, entry day); the equity
     # curve is rebuilt from these after the loop instead of being marked every bar.
@@ -241,11 +251,11 @@ def _fast_loop(
     # Closed trades: (side, units, entry bar, entry price, exit bar, exit price, pnl, comm, swap, reason)
     closed: list[tuple] = []
 
-    def close_position(bar: int, ref: float, reason: str) -> None:
+    def close_position(bar: int, bar_day: int, ref: float, reason: str) -> None:
         nonlocal cash, side
         px = exit_fill(ref, side, adj)
         comm = commission(units, costs)
-        swp = swap(units, entry_day, day[bar], costs)
+        swp = swap(units, entry_day, bar_day, costs)
         gross = gross_pnl(side, units, entry, px)
         cash = cash + gross - comm - swp
         closed.append(
@@ -258,57 +268,52 @@ def _fast_loop(
         ch_entry.append(0.0)
         ch_day.append(0)
 
-    events = np.flatnonzero(signals.action).tolist()
+    def scan_stops(first: int, stop: int) -> None:
+        """Close the position on the first bar in [first, stop) that reaches a level."""
+        for j in range(first, stop):
+            if l[j] <= lo_trig or h[j] >= hi_trig:
+                hit = stop_exit(side, sl, tp, float(opens[j]), h[j], l[j])
+                if hit is not None:
+                    close_position(j, int(days[j]), hit[0], hit[1])
+                    return
+
     cur = 1  # first bar whose stops have not been checked yet
-    for k in events:
+    for e, k in enumerate(events):
         if side and has_stops:
             # Stops on bars after the entry bar, up to and including the decision bar k.
-            j = cur if cur > entry_bar else entry_bar + 1
-            while j <= k:
-                if l[j] <= lo_trig or h[j] >= hi_trig:
-                    hit = stop_exit(side, sl, tp, o[j], h[j], l[j])
-                    if hit is not None:
-                        close_position(j, hit[0], hit[1])
-                        break
-                j += 1
+            scan_stops(cur if cur > entry_bar else entry_bar + 1, k + 1)
         cur = k + 1
-        s = act[k]
+        s = ev_code[e]
         if s == FLAT:
-            if not side or k + 1 >= n:
-                continue
-            close_position(k + 1, o[k + 1], "signal")
+            if side and k + 1 < n:
+                close_position(k + 1, ev_next_day[e], ev_next_open[e], "signal")
             continue
         if s == side:
             continue
         # Reversal or fresh entry: margin is checked at the decision bar's close, against
         # equity after the position being replaced (its margin is freed by the close).
-        want = qty[k]
+        want = ev_qty[e]
         equity = cash
         if side:
-            equity = cash + gross_pnl(side, units, entry, c[k]) - swap(units, entry_day, day[k], costs)
-        opens = required_margin(want, c[k], costs) <= equity
-        if not opens:
+            equity = cash + gross_pnl(side, units, entry, ev_close[e]) - swap(units, entry_day, ev_day[e], costs)
+        opens_ok = required_margin(want, ev_close[e], costs) <= equity
+        if not opens_ok:
             rejected += 1
         if k + 1 >= n:
             continue  # the decision on the last bar has no next open to fill at
         if side:
-            close_position(k + 1, o[k + 1], "signal")
-        if not opens:
+            close_position(k + 1, ev_next_day[e], ev_next_open[e], "signal")
+        if not opens_ok:
             continue
         side = 1 if s > 0 else -1
         units = want
-        entry = entry_fill(o[k + 1], side, adj)
+        entry = entry_fill(ev_next_open[e], side, adj)
         entry_bar = k + 1
-        entry_day = day[entry_bar]
+        entry_day = ev_next_day[e]
         entry_comm = commission(units, costs)
         cash = cash - entry_comm
         if has_stops:
-            sl, tp = stop_levels(
-                side,
-                entry,
-                sl_d[k] if sl_d is not None else nan,
-                tp_d[k] if tp_d is not None else nan,
-            )
+            sl, tp = stop_levels(side, entry, ev_sl[e], ev_tp[e])
             lo_trig, hi_trig = (sl, tp) if side > 0 else (tp, sl)
         ch_bar.append(entry_bar)
         ch_cash.append(cash)
@@ -317,16 +322,9 @@ def _fast_loop(
         ch_day.append(entry_day)
 
     if side and has_stops:
-        j = cur if cur > entry_bar else entry_bar + 1
-        while j < n:
-            if l[j] <= lo_trig or h[j] >= hi_trig:
-                hit = stop_exit(side, sl, tp, o[j], h[j], l[j])
-                if hit is not None:
-                    close_position(j, hit[0], hit[1])
-                    break
-            j += 1
+        scan_stops(cur if cur > entry_bar else entry_bar + 1, n)
     if side:
-        close_position(n - 1, c[n - 1], "end")
+        close_position(n - 1, int(days[n - 1]), last_close, "end")
 
     equity, exposure = _equity_curve(data.close, days_arr, costs, ch_bar, ch_cash, ch_units, ch_entry, ch_day)
     if closed and closed[-1][9] == "end":
