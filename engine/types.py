@@ -11,7 +11,7 @@ and only materialise domain objects for orders and trades.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -25,7 +25,10 @@ def to_decimal(value: Any) -> Decimal | None:
     if isinstance(value, bool):
         raise ValueError("a boolean is not a number")
     if isinstance(value, (int, str)):
-        return Decimal(value)
+        try:
+            return Decimal(value)
+        except InvalidOperation:  # an ArithmeticError: pydantic only maps ValueError
+            raise ValueError(f"not a decimal number: {str(value)[:40]!r}") from None
     if isinstance(value, float):
         # repr() gives the shortest string that round-trips: 0.1 -> "0.1".
         return Decimal(repr(value))
