@@ -164,3 +164,25 @@ def _audit_denial(request: Request, exc: ApiError) -> None:
         services.writer.audit(ctx, action, target_type="http", details=details)
     except Exception:  # never turn a 401/403 into a 500 because auditing failed
         logger.exception("could not audit %s on %s %s", action, request.method, request.url.path)
+
+
+class _NoStore:
+    """Stands in for the Store when the app is built only to describe itself."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise LTSError("this app was built by openapi_document() and has no database")
+
+
+def openapi_document(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The gateway's OpenAPI document, built without a database or a signing secret
+    (for docs, client generation and schema-driven tests)."""
+    import secrets as _secrets
+
+    from api.aaa import DefaultAAA
+
+    app = create_app(
+        dict(config or {}),
+        store=_NoStore(),
+        aaa=DefaultAAA(secret=_secrets.token_urlsafe(48)),
+    )
+    return app.openapi()
