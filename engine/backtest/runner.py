@@ -131,6 +131,12 @@ def broker_settings(broker_params: Mapping[str, Any] | None) -> tuple[dict[str, 
     """Merged simulation-broker parameters (defaults < given) and their cost model."""
     params = dict(DEFAULT_SIM_PARAMS)
     given = dict(broker_params or {})
+    # The simulation broker's own plugin params may be passed through as they are: its
+    # symbol comes from the data, and a backtest always fills at the next open.
+    given.pop("symbol", None)
+    fill_on = given.pop("fill_on", "next_open")
+    if fill_on != "next_open":
+        raise ConfigError(f"broker_params: a backtest fills at the next open; 'fill_on' {fill_on!r} is not supported")
     unknown = sorted(set(given) - set(DEFAULT_SIM_PARAMS))
     if unknown:
         raise ConfigError(

@@ -202,6 +202,8 @@ def test_unknown_parameters_are_refused() -> None:
         run_backtest(bars(flat_bars(5)), "sma_cross", broker_params={"spred_pips": 1})
     with pytest.raises(ConfigError, match="sma_cross.*unknown parameter.*fats"):
         run_backtest(bars(flat_bars(5)), "sma_cross", {"fats": 3})
+    with pytest.raises(ConfigError, match="'fill_on' 'current' is not supported"):
+        run_backtest(bars(flat_bars(5)), "sma_cross", broker_params={"fill_on": "current"})
     with pytest.raises(ConfigError, match="'leverage' must be > 0"):
         run_backtest(bars(flat_bars(5)), "sma_cross", broker_params={"leverage": 0})
 
