@@ -33,6 +33,8 @@ class BatchRecorder(Protocol):
 
     def finished(self, counts: dict[str, int], *, interrupted: bool, report: Path | None) -> None: ...
 
+    def fail(self, reason: str) -> None: ...
+
 
 @dataclass(slots=True)
 class BatchResult:
@@ -101,9 +103,18 @@ def run_batch(
 
     logger.debug("starting %d backtests of strategy %s over %d files",
                 len(runs), plan.strategy, len(plan.files))
-    submitted = submit_plan(runs, plan, render_png=render_png)
-    interrupted = gather(submitted, on_outcome=on_outcome, on_progress=progress,
-                         cancel_event=cancel_event)
+    try:
+        # gather consumes the dict of refs: results are released as they are taken.
+        interrupted = gather(submit_plan(runs, plan, render_png=render_png),
+                             on_outcome=on_outcome, on_progress=progress,
+                             cancel_event=cancel_event)
+    except BaseException as exc:  # Ray failed under us, or a second Ctrl-C aborted
+        if recorder is not None:
+            try:
+                recorder.fail(f"the batch stopped: {type(exc).__name__}: {exc}")
+            except Exception:
+                logger.exception("could not record the failed batch")
+        raise
     if bar is not None:
         bar.finish("interrupted: unfinished runs were cancelled" if interrupted else "")
     paths = writer.finish(plan.to_json(), interrupted=interrupted)

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 WAIT_SLICE_S = 0.2  # how often the gather loop looks at the cancel flag
 WAIT_WINDOW = 2000  # refs passed to one ray.wait
+CANCELLED_REASON = "cancelled (interrupted)"
 
 
 @ray.remote(num_cpus=1)
@@ -113,10 +114,14 @@ def gather(
 ) -> bool:
     """Wait for every task, calling ``on_outcome`` once per run in completion order.
 
+    Consumes ``submitted``: each ref is removed as its result is taken, so a finished
+    run's result leaves the object store at once instead of staying pinned by the
+    driver until the whole batch ends.
+
     Returns True when the batch was cancelled (the remaining runs were reported as
     cancelled and their tasks ``ray.cancel``-ed), False when everything finished.
     """
-    pending = dict(submitted)
+    pending = submitted
     progress = BatchProgress(total=len(submitted))
 
     def report(outcome: RunOutcome) -> None:
@@ -127,13 +132,30 @@ def gather(
         if on_progress is not None:
             on_progress(progress)
 
+    def take(ref: ray.ObjectRef) -> None:
+        spec = pending.pop(ref)
+        try:
+            outcome = ray.get(ref)
+        except TaskCancelledError:  # only our own cancel does this
+            outcome = _unfinished(spec, RunStatus.CANCELLED, CANCELLED_REASON)
+        except RayError as exc:  # task raised, worker died, object lost
+            logger.error("backtest %s failed in Ray: %s", spec.label, exc)
+            outcome = _unfinished(spec, RunStatus.FAILED, _failure_reason(spec, exc))
+        report(outcome)
+
     while pending:
         if cancel_event is not None and cancel_event.is_set():
+            # Runs that finished before the cancel still count as finished.
+            refs = list(pending)
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            for ref in done:
+                take(ref)
             logger.warning("cancelling %d unfinished backtests", len(pending))
             for ref in pending:
                 ray.cancel(ref, force=False)
             for spec in sorted(pending.values(), key=lambda s: s.index):
-                report(_unfinished(spec, RunStatus.CANCELLED, "cancelled (interrupted)"))
+                report(_unfinished(spec, RunStatus.CANCELLED, CANCELLED_REASON))
+            pending.clear()
             return True
         # Wait on the oldest WAIT_WINDOW refs only (tasks finish roughly in submission
         # order), so each wait costs O(window), not O(batch), on huge batches.
@@ -143,13 +165,5 @@ def gather(
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
         for ref in ready:
-            spec = pending.pop(ref)
-            try:
-                outcome = ray.get(ref)
-            except TaskCancelledError:
-                outcome = _unfinished(spec, RunStatus.CANCELLED, "cancelled")
-            except RayError as exc:  # task raised, worker died, object lost
-                logger.error("backtest %s failed in Ray: %s", spec.label, exc)
-                outcome = _unfinished(spec, RunStatus.FAILED, _failure_reason(spec, exc))
-            report(outcome)
+            take(ref)
     return False
