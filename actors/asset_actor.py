@@ -76,7 +76,9 @@ class AssetActor:
             raise DomainError(f"asset {self.asset_id} belongs to portfolio {record.portfolio_id}, not {self.portfolio_id}")
         self.record = record
         self.mode = str(self.settings.get("mode", "simulation"))
-        self.data = load_asset_data(record, self.settings)
+        # Live mode starts from the asset's history file when it has one, else from nothing.
+        has_file = bool((record.data_source or {}).get("path") or (record.data_source or {}).get("csv"))
+        self.data = load_asset_data(record, self.settings) if self.mode == "simulation" or has_file else None
         strategy = create_plugin("strategy", record.strategy_plugin, record.strategy_config)
         self.pipeline = create_plugin("pipeline", record.pipeline_plugin, record.pipeline_config)
         if not isinstance(self.pipeline, PipelinePlugin) or not hasattr(self.pipeline, "sync_with_broker"):
@@ -123,7 +125,7 @@ class AssetActor:
                 self._started = False
                 await self._build()
                 self._started = True
-            assert self.state is not None and self.data is not None
+            assert self.state is not None
             if allocated_capital is not None:
                 self.state.allocated_capital = Decimal(str(allocated_capital))
             if self.state.finished:
@@ -131,7 +133,7 @@ class AssetActor:
             started = time.perf_counter()
             outcome = await self._one_step()
             result = outcome.as_dict()
-            if self.mode == "simulation" and self.index >= len(self.data):
+            if self.mode == "simulation" and self.data is not None and self.index >= len(self.data):
                 await self.pipeline.finish(self.state, self.ports)
                 result["finished"] = True
             self._observe(outcome, time.perf_counter() - started)
@@ -140,14 +142,14 @@ class AssetActor:
             return result
 
     async def _one_step(self) -> StepOutcome:
-        assert self.state is not None and self.data is not None
-        if self.mode == "simulation":
+        assert self.state is not None
+        if self.mode == "simulation" and self.data is not None:
             snapshot = MarketSnapshot(self.data, self.index)
             outcome = await self.pipeline.run_step(self.state, snapshot, self.ports)
             self.index += 1  # a failed step is skipped, not retried (INT-04)
             return outcome
         # Live: the newest bar of the feed (the broker's prices) at wall-clock time.
-        self.data = await self.ports.broker.live_data(self.data)
+        self.data = await self.ports.broker.live_data(self.data, self.record.symbol)
         snapshot = MarketSnapshot(self.data, len(self.data) - 1)
         return await self.pipeline.run_step(self.state, snapshot, self.ports)
 

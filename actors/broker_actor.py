@@ -24,6 +24,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -180,6 +181,21 @@ class BrokerActor:
         async with account.lock:
             open_ids = {p.position_id for p in account.broker.get_open_orders()}
             return [account.closes[pid] for pid in position_ids if pid not in open_ids and pid in account.closes]
+
+    async def quote(self, key: str, symbol: str) -> Decimal:
+        """The account's current price for ``symbol`` (live mode's market data)."""
+        account = self._account(key)
+        async with account.lock:
+            for name in ("get_current_price", "current_price"):
+                method = getattr(account.broker, name, None)
+                if callable(method):
+                    args = (symbol,) if name == "get_current_price" else ()
+                    value = method(*args) if account.inline else await asyncio.to_thread(method, *args)
+                    if isinstance(value, Mapping):
+                        value = value.get("mid") or value.get("price") or value.get("close")
+                    if value is not None:
+                        return Decimal(str(value))
+        raise TemporaryError(f"broker account {key}: no current price for {symbol} (the broker has no price feed)")
 
     # ----------------------------------------------------------------- inspection
 

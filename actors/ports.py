@@ -82,6 +82,26 @@ class ActorBrokerPort:
         return await _call(self._handle.closed_positions.remote(self.key, list(position_ids)),
                            self._timeout_s, "broker.closed_positions")
 
+    async def live_data(self, data: MarketData | None, symbol: str, window: int = 500) -> MarketData:
+        """Live mode: the recent window plus one bar at the broker's current price, stamped
+        with the wall clock (UTC)."""
+        import time as _time
+
+        import numpy as np
+
+        price = await _call(self._handle.quote.remote(self.key, symbol), self._timeout_s, "broker.quote")
+        now_ns = _time.time_ns()
+        p = float(price)
+        if data is None or len(data) == 0:
+            arrays = [np.array([now_ns], dtype=np.int64)] + [np.array([p]) for _ in range(4)]
+        else:
+            if now_ns <= int(data.timestamps[-1]):
+                now_ns = int(data.timestamps[-1]) + 1
+            arrays = [np.append(data.timestamps[-window + 1:], now_ns)] + [
+                np.append(col[-window + 1:], p) for col in (data.open, data.high, data.low, data.close)]
+        return MarketData(symbol=symbol, timestamps=arrays[0], open=arrays[1], high=arrays[2], low=arrays[3],
+                          close=arrays[4], source="live")
+
 
 # ---------------------------------------------------------------------- strategy / predictions
 

@@ -53,6 +53,8 @@ DEFAULT_VALUES: dict[str, Any] = {
     "max_asset_restarts": 5,
     "restart_window_s": 60.0,
     "step_timeout_s": 10.0,
+    # Actor runtime: host strategies in shared StrategyActors instead of inside each asset actor.
+    "strategy_actors": False,
 }
 
 PLUGIN_KEYS: tuple[str, ...] = (
