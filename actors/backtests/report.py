@@ -307,7 +307,7 @@ def render_html(
     a ranking chart, the top curves together, the full table, then each run's curve."""
     esc = html.escape
     ok_rows = [row for row in ranked if row.status is RunStatus.OK]
-    metric_title = dict((key, title) for key, title, _ in METRICS).get(rank_by, rank_by)
+    metric_title = {key: title for key, title, _ in METRICS}.get(rank_by, rank_by)
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>LTS backtest report</title>",
@@ -323,7 +323,7 @@ def render_html(
                      "are marked cancelled.</p>")
     if ok_rows:
         best = ok_rows[0]
-        kind = dict((key, kind) for key, _, kind in METRICS)
+        kinds = {key: kind for key, _, kind in METRICS}
         parts.append(
             f"<div class='winner'>Winner: <b>{esc(best.label)}</b> &mdash; total return "
             f"<b>{format_metric(best.metric('total_return'), 'pct')}</b>, Sharpe "
@@ -331,7 +331,7 @@ def render_html(
             f"{format_metric(best.metric('max_drawdown'), 'pct')}, "
             f"{format_metric(best.metric('trades'), 'int')} trades"
             + (f" (ranked by {esc(metric_title)}: "
-               f"{format_metric(best.metric(rank_by), kind.get(rank_by, 'ratio'))})"
+               f"{format_metric(best.metric(rank_by), kinds.get(rank_by, 'ratio'))})"
                if rank_by != "total_return" else "")
             + "</div>"
         )
@@ -369,7 +369,8 @@ def render_html(
             else:
                 parts.append(f"<td>{esc(cell)}</td>")
         links = " ".join(
-            f"<a href='{esc(rel)}'>{esc(kind.split('_')[0])}</a>" for kind, rel in row.files.items()
+            f"<a href='{esc(rel)}'>{esc(file_kind.split('_')[0])}</a>"
+            for file_kind, rel in row.files.items()
         )
         parts.append(f"<td class='l'>{links}</td></tr>")
     parts.append("</tbody></table>")

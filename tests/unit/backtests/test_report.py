@@ -160,3 +160,24 @@ def test_run_slugs_are_unique_and_safe() -> None:
     a.grid_params = {"fast": 10, "mode": "a/b"}
     slug = run_slug(a)
     assert slug.startswith("0003-") and "/" not in slug and " " not in slug and "?" not in slug
+
+
+def test_report_ranked_by_sharpe_names_the_metric(tmp_path: Path) -> None:
+    writer = ReportWriter(tmp_path, rank_by="sharpe")
+    for outcome in (_ok(0, 0.30, 0.5), _ok(1, 0.05, 2.0)):
+        writer.add(outcome)
+    html = writer.finish({"strategy": "sma_cross"})["report_html"].read_text()
+    assert "Winner: <b>f1.csv fast=1</b>" in html  # best Sharpe, not best return
+    assert "(ranked by Sharpe: 2.00)" in html
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["rank_by"] == "sharpe" and [r["index"] for r in summary["runs"]] == [1, 0]
+
+
+def test_report_without_a_successful_run_says_so(tmp_path: Path) -> None:
+    writer = ReportWriter(tmp_path)
+    writer.add(_failed(0, "bad.csv:2: OPEN 'x' is not a number"))
+    paths = writer.finish({"strategy": "sma_cross"}, interrupted=True)
+    html = paths["report_html"].read_text()
+    assert "No run finished successfully" in html and "was interrupted" in html
+    assert "bad.csv:2: OPEN &#x27;x&#x27; is not a number" in html  # escaped
+    assert json.loads(paths["summary_json"].read_text())["winner"] is None
