@@ -61,6 +61,7 @@ def test_tokens_carry_required_claims_and_decode() -> None:
     assert access["sid"] == refresh["sid"] == "fam-1"
     assert access["jti"] == tokens["access_jti"] and refresh["jti"] == tokens["refresh_jti"]
     assert access["jti"] != refresh["jti"]
+    assert access["rjti"] == refresh["jti"] and "rjti" not in refresh
     assert access["exp"] - access["iat"] == 30 * 60
     assert refresh["exp"] - refresh["iat"] == 7 * 24 * 3600
     assert tokens["expires_in"] == 1800
