@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
-from engine.errors import NotFound
+from engine.errors import DomainError, NotFound
 from engine.types import ensure_utc
 from persistence.enums import AssetStatus, BacktestStatus, OrderStatus, Role
 from persistence.models import (
@@ -52,6 +53,16 @@ from persistence.records import (
 from persistence.store._unit import UnitOfWork
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
+E = TypeVar("E", bound=StrEnum)
+
+
+def _enum(kind: type[E], value: Any, field: str) -> E:
+    """A filter value as its enum member, or a DomainError naming the filter."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)  # type: ignore[attr-defined]
+        raise DomainError(f"{field}: {value!r} is not one of {allowed}") from None
 
 
 def _scoped(viewer: Viewer | None) -> bool:
@@ -120,7 +131,7 @@ class ReadOps(UnitOfWork):
     ) -> Page[UserRecord]:
         stmt = select(User)
         if role is not None:
-            stmt = stmt.where(User.role == Role(role).value)
+            stmt = stmt.where(User.role == _enum(Role, role, "role").value)
         if is_active is not None:
             stmt = stmt.where(User.is_active.is_(is_active))
         return self._page(stmt, [User.id], page, UserRecord.model_validate)
@@ -223,7 +234,7 @@ class ReadOps(UnitOfWork):
         if is_active is not None:
             stmt = stmt.where(Asset.is_active.is_(is_active))
         if status is not None:
-            stmt = stmt.where(Asset.status == AssetStatus(status).value)
+            stmt = stmt.where(Asset.status == _enum(AssetStatus, status, "status").value)
         return self._page(stmt, [Asset.id], page, AssetRecord.model_validate)
 
     # ------------------------------------------------------------------ orders / positions
@@ -266,7 +277,7 @@ class ReadOps(UnitOfWork):
             stmt = stmt.where(Order.asset_id == asset_id)
         if status is not None:
             wanted = [status] if isinstance(status, str) else list(status)
-            stmt = stmt.where(Order.status.in_([OrderStatus(s).value for s in wanted]))
+            stmt = stmt.where(Order.status.in_([_enum(OrderStatus, s, "status").value for s in wanted]))
         stmt = stmt.where(*_time_range(Order.created_at, since, until))
         order = [Order.created_at.desc(), Order.id.desc()] if newest_first else [Order.created_at, Order.id]
         return self._page(stmt, order, page, OrderRecord.model_validate)
@@ -402,7 +413,7 @@ class ReadOps(UnitOfWork):
         if _scoped(viewer):
             stmt = stmt.where(BacktestRun.owner_id == viewer.user_id)  # type: ignore[union-attr]
         if status is not None:
-            stmt = stmt.where(BacktestRun.status == BacktestStatus(status).value)
+            stmt = stmt.where(BacktestRun.status == _enum(BacktestStatus, status, "status").value)
         return self._page(
             stmt, [BacktestRun.created_at.desc(), BacktestRun.id.desc()], page, BacktestRunRecord.model_validate
         )

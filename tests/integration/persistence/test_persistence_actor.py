@@ -92,7 +92,7 @@ def test_twenty_concurrent_callers_writes_all_land_in_per_caller_order(
 
 
 def test_domain_errors_come_back_as_errors_and_are_not_resent(
-    ray_session: Any, seeded_store: tuple[Store, SeededPortfolio], sqlite_db_url: str, actor_name: str
+    ray_session: Any, sqlite_db_url: str, actor_name: str
 ) -> None:
     handle = _start(ray_session, sqlite_db_url, actor_name)
     client = PersistenceClient(handle)
