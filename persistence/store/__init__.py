@@ -70,28 +70,43 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
         return outcomes
 
     def apply_batch(self, writes: Sequence[WriteRequest]) -> list[WriteOutcome]:
-        """Apply ``writes`` in order in ONE transaction, each inside its own SAVEPOINT, so
-        a bad write fails alone (its outcome says why) and the rest commit together.
+        """Apply ``writes`` in order in ONE transaction, each as if inside its own
+        SAVEPOINT, so a bad write fails alone (its outcome says why) and the rest commit
+        together.
 
-        Returns one outcome per write, in order, after the commit. If the commit itself
-        fails the exception propagates and nothing of the batch is stored.
+        Optimistic: the batch first runs without savepoints (they cost two statements per
+        write, a third of a trade's round trips on PostgreSQL). If any write fails, that
+        pass is rolled back and the batch is re-run with a real SAVEPOINT per write.
+
+        Returns one outcome per write, in order, after the commit. If the database or the
+        commit fails the exception propagates and nothing of the batch is stored.
         """
         if self._current_batch() is not None:
             raise RuntimeError("apply_batch cannot be nested")
+        try:
+            return self._run_batch(writes, savepoints=False)
+        except _OptimisticPassFailed as failed:
+            logger.debug("batch of %d writes re-run with savepoints: %s", len(writes), failed)
+            return self._run_batch(writes, savepoints=True)
+
+    def _run_batch(self, writes: Sequence[WriteRequest], *, savepoints: bool) -> list[WriteOutcome]:
         outcomes: list[WriteOutcome] = []
         with self._write_sessions.begin() as session:
             request_ids = [w.ctx.request_id for w in writes if w.ctx.request_id is not None]
-            present = set()
+            present: set[str] = set()
             if request_ids:
                 present = set(
                     session.scalars(
                         select(AuditLog.request_id).where(AuditLog.request_id.in_(request_ids))
                     ).all()
                 )
-            self._local.batch = _Batch(session, set(request_ids) - present)
+            self._local.batch = _Batch(session, set(request_ids) - present, savepoints)
             try:
                 for write in writes:
-                    outcomes.append(self._apply_in_batch(write))
+                    outcome = self._apply_in_batch(write)
+                    if not outcome.ok and not savepoints:
+                        raise _OptimisticPassFailed(f"{write.op}: {outcome.error}")
+                    outcomes.append(outcome)
             finally:
                 self._local.batch = None
         return outcomes
@@ -122,3 +137,7 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
             if "argument" in str(exc):
                 raise DomainError(f"{write.op}: {exc}") from None
             raise
+
+
+class _OptimisticPassFailed(Exception):
+    """A write failed during a batch's savepoint-free pass: roll it back, use savepoints."""

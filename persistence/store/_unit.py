@@ -65,8 +65,11 @@ class Change(Generic[R]):
 class _Batch:
     """State of an open batch transaction on the writer thread."""
 
-    def __init__(self, session: Session, absent_request_ids: set[str]) -> None:
+    def __init__(self, session: Session, absent_request_ids: set[str], savepoints: bool) -> None:
         self.session = session
+        # False on the optimistic first pass: no SAVEPOINT round trips; any failure aborts
+        # the pass and the batch is re-run with a SAVEPOINT per write.
+        self.savepoints = savepoints
         # Request ids known not to be in audit_logs at batch start: no lookup needed.
         self.absent = absent_request_ids
 
@@ -118,6 +121,8 @@ class UnitOfWork:
         if batch is None:
             with self._write_sessions.begin() as session:
                 return self._apply_once(session, ctx, apply, replay, absent=None)
+        if not batch.savepoints:
+            return self._apply_once(batch.session, ctx, apply, replay, absent=batch.absent)
         with batch.session.begin_nested():
             return self._apply_once(batch.session, ctx, apply, replay, absent=batch.absent)
 
