@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import CurrentUser, EngineDep, PageDep, ServicesDep
+from api.deps import CurrentUser, PageDep, ServicesDep, require_engine
 from api.routers import ERROR_RESPONSES
 from api.schemas.common import Page
 from api.schemas.trading import ExecuteRequest, ExecuteResult, OrderPublic, PositionPublic
@@ -41,11 +41,12 @@ def _order_from_result(result: dict[str, Any], services: Any, viewer: Any) -> Or
 
 
 @router.post("/api/trading/execute", response_model=ExecuteResult)
-def execute(body: ExecuteRequest, caller: CurrentUser, services: ServicesDep, engine: EngineDep) -> ExecuteResult:
+def execute(body: ExecuteRequest, caller: CurrentUser, services: ServicesDep) -> ExecuteResult:
     """Run one pipeline step for one of the caller's assets now: the resulting order, or
-    why the strategy held."""
+    why the strategy held. 503 when no engine runs in this process."""
     viewer = caller.ctx().viewer()
     asset = services.store.get_asset(body.asset_id, viewer=viewer)  # 404 when not the caller's
+    engine = require_engine(services)  # after the input and ownership checks
     result = engine.execute_step(asset.id)
     action = str(result.get("action", "hold"))
     reason = result.get("reason")
