@@ -105,7 +105,8 @@ def run_batch(
                 len(runs), plan.strategy, len(plan.files))
     try:
         # gather consumes the dict of refs: results are released as they are taken.
-        interrupted = gather(submit_plan(runs, plan, render_png=render_png),
+        interrupted = gather(submit_plan(runs, plan, render_png=render_png,
+                                         keep_trades=keep_outcomes),
                              on_outcome=on_outcome, on_progress=progress,
                              cancel_event=cancel_event)
     except BaseException as exc:  # Ray failed under us, or a second Ctrl-C aborted

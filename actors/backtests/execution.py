@@ -25,6 +25,7 @@ import numpy as np
 
 from actors.backtests import plots
 from actors.backtests.outcome import RunOutcome, RunStatus
+from actors.backtests.report import trades_csv_bytes
 from actors.backtests.spec import RunSpec
 from engine.data.market_data import MarketData
 from engine.errors import ConfigError, LTSError
@@ -128,10 +129,12 @@ def execute_run(
     data: MarketData | LoadFailure,
     *,
     render_png: bool = True,
+    keep_trades: bool = False,
     curve_points: int = CURVE_POINTS,
 ) -> RunOutcome:
     """Run one backtest entirely here (the single-CSV loop, no actor calls) and package
-    its trades, statistics, a reduced equity curve and (optionally) its PNG."""
+    its statistics, its trades as CSV bytes, a reduced equity curve and (optionally)
+    its PNG. ``keep_trades`` also returns the ``Trade`` objects (costlier to ship)."""
     from engine.backtest.runner import run_backtest
 
     if isinstance(data, LoadFailure):
@@ -168,7 +171,8 @@ def execute_run(
         bars=len(data),
         data_id=data.meta.get("load_id"),
         seconds=seconds,
-        trades=list(result.trades),
+        trades_csv=trades_csv_bytes(result.trades),
+        trades=list(result.trades) if keep_trades else None,
         curve_times=curve_times,
         curve_values=curve_values,
         equity_png=png,

@@ -20,9 +20,8 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -46,8 +45,8 @@ def _load_task(path: str, datetime_column: str, symbol: str | None) -> Any:
 
 
 @ray.remote(num_cpus=1)
-def _backtest_task(spec: RunSpec, data: Any, render_png: bool) -> RunOutcome:
-    return execute_run(spec, data, render_png=render_png)
+def _backtest_task(spec: RunSpec, data: Any, render_png: bool, keep_trades: bool = False) -> RunOutcome:
+    return execute_run(spec, data, render_png=render_png, keep_trades=keep_trades)
 
 
 @dataclass(slots=True)
@@ -58,7 +57,6 @@ class BatchProgress:
     done: int = 0
     failed: int = 0
     cancelled: int = 0
-    started_at: float = field(default_factory=time.monotonic)
 
 
 def _failure_reason(spec: RunSpec, exc: BaseException) -> str:
@@ -83,7 +81,8 @@ def _unfinished(spec: RunSpec, status: RunStatus, reason: str) -> RunOutcome:
 
 
 def submit_plan(
-    runs: Sequence[RunSpec], plan: BacktestPlan, *, render_png: bool = True
+    runs: Sequence[RunSpec], plan: BacktestPlan, *, render_png: bool = True,
+    keep_trades: bool = False,
 ) -> dict[ray.ObjectRef, RunSpec]:
     """Start the loader tasks and one backtest task per run; return ref -> run.
 
@@ -99,7 +98,8 @@ def submit_plan(
             path, plan.datetime_column, plan.symbol
         )
     submitted = {
-        _backtest_task.remote(spec, loads[spec.path], render_png): spec for spec in runs
+        _backtest_task.remote(spec, loads[spec.path], render_png, keep_trades): spec
+        for spec in runs
     }
     loads.clear()
     return submitted

@@ -53,7 +53,8 @@ class RunOutcome:
     stats: dict[str, Any] = field(default_factory=dict)
     bars: int = 0
     seconds: float = 0.0
-    trades: list[Trade] | None = None
+    trades_csv: bytes | None = None  # every trade, as written to runs/.../trades.csv
+    trades: list[Trade] | None = None  # the Trade objects, only when asked for (tests, API)
     curve_times: np.ndarray | None = None  # downsampled equity curve, int64 ns UTC
     curve_values: np.ndarray | None = None
     equity_png: bytes | None = None

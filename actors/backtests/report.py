@@ -8,9 +8,10 @@ Layout of the output directory::
     OUT/runs/NNNN-<slug>/trades.csv   every trade of that run
     OUT/runs/NNNN-<slug>/equity.png   its equity curve with drawdowns shaded
 
-Per-run files are written by :class:`ReportWriter.add` as each run finishes, so the
-driver never holds more than one run's trades; only the top curves (for the overlay
-chart) and one :class:`SummaryRow` per run stay in memory.
+Per-run files are written by :class:`ReportWriter.add` as each run finishes (their bytes
+were made in the Ray task), so the driver never holds more than one run's trades; only
+the top curves (for the overlay chart) and one :class:`SummaryRow` per run stay in
+memory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
 import logging
 import math
@@ -142,18 +144,22 @@ def _iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat()
 
 
-def write_trades_csv(path: Path, trades: Sequence[Trade]) -> None:
-    """Every trade of one run, one line each, times in ISO 8601 UTC."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(TRADE_FIELDS)
-        for trade in trades:
-            writer.writerow([
-                trade.symbol, str(trade.side), repr(trade.quantity), _iso(trade.entry_time),
-                repr(trade.entry_price), _iso(trade.exit_time), repr(trade.exit_price),
-                repr(trade.pnl), repr(trade.commission), repr(trade.swap), trade.exit_reason,
-            ])
+def trades_csv_bytes(trades: Sequence[Trade]) -> bytes:
+    """Every trade of one run as CSV (UTF-8), one line each, times in ISO 8601 UTC and
+    floats written with ``repr`` so they read back bit for bit.
+
+    Built inside the Ray task, so formatting is spread over the cluster and the driver
+    only writes bytes."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TRADE_FIELDS)
+    for trade in trades:
+        writer.writerow([
+            trade.symbol, str(trade.side), repr(trade.quantity), _iso(trade.entry_time),
+            repr(trade.entry_price), _iso(trade.exit_time), repr(trade.exit_price),
+            repr(trade.pnl), repr(trade.commission), repr(trade.swap), trade.exit_reason,
+        ])
+    return buffer.getvalue().encode("utf-8")
 
 
 class ReportWriter:
@@ -173,8 +179,9 @@ class ReportWriter:
         """Write one run's trades CSV and equity PNG now and keep its summary row."""
         row = outcome.summary()
         run_dir = self.out_dir / "runs" / run_slug(outcome)
-        if outcome.trades is not None:
-            write_trades_csv(run_dir / "trades.csv", outcome.trades)
+        if outcome.trades_csv is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "trades.csv").write_bytes(outcome.trades_csv)
             row.files["trades_csv"] = str((run_dir / "trades.csv").relative_to(self.out_dir))
         if outcome.equity_png:
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -140,9 +140,12 @@ def test_every_run_of_a_file_shares_one_parsed_copy(
     result = run_batch(plan, tmp_path / "out", keep_outcomes=True, render_png=False)
     assert result.exit_code == 0
     by_file: dict[str, set[str | None]] = {}
+    data = {str(f): load_csv(f, symbol=f.stem) for f in backtest_data[:2]}
     for outcome in result.outcomes.values():
         by_file.setdefault(outcome.path, set()).add(outcome.data_id)
         assert outcome.equity_png is None and "equity_png" not in result.ranked[0].files
+        direct = run_backtest(data[outcome.path], "sma_cross", outcome.strategy_params)
+        assert outcome.trades == direct.trades and len(direct.trades) > 0  # the objects themselves
     assert len(by_file) == 2
     ids = [next(iter(v)) for v in by_file.values()]
     assert all(len(v) == 1 for v in by_file.values()) and None not in ids and ids[0] != ids[1]

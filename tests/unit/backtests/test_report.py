@@ -15,7 +15,7 @@ import pytest
 
 from actors.backtests import plots
 from actors.backtests.outcome import RunOutcome, RunStatus
-from actors.backtests.report import ReportWriter, format_table, rank_rows, run_slug
+from actors.backtests.report import ReportWriter, format_table, rank_rows, run_slug, trades_csv_bytes
 from engine.types import Side, Trade
 
 T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
@@ -45,7 +45,8 @@ def _ok(index: int, total_return: float, sharpe: float, dd: float = 0.1) -> RunO
         index=index, path=f"/data/f{index}.csv", label=f"f{index}.csv fast={index}",
         grid_params={"fast": index}, strategy_params={"fast": index, "slow": 30},
         broker_params={}, status=RunStatus.OK, stats=stats, bars=500, seconds=0.01,
-        trades=[_trade(1.5, 3), _trade(-0.5, 7)], curve_times=times, curve_values=values,
+        trades_csv=trades_csv_bytes([_trade(1.5, 3), _trade(-0.5, 7)]),
+        curve_times=times, curve_values=values,
         equity_png=plots.equity_png(times, values, title=f"run {index}", initial_equity=10_000.0),
     )
 
@@ -116,6 +117,7 @@ def test_writer_writes_every_file_and_a_readable_report(tmp_path: Path) -> None:
         trades = list(csv.DictReader(handle))
     assert len(trades) == 2
     assert trades[0]["entry_time"] == "2020-01-01T00:00:00+00:00"
+    assert trades[1]["exit_time"] == "2020-01-01T07:00:00+00:00"
     assert float(trades[1]["pnl"]) == -0.5 and trades[0]["side"] == "buy"
     assert "equity_png" not in summary["runs"][2]["files"]
 
