@@ -174,7 +174,15 @@ def connect_ray(
     try:
         ray.init(**kwargs)
     except ConnectionError as exc:
+        import os
+
         from engine.errors import ConfigError
 
-        raise ConfigError(f"cannot join the Ray cluster at {address!r}: {exc}") from exc
+        hint = ""
+        if "RAY_AUTH_MODE" not in os.environ:
+            # Ray >= 2.5x clusters started with `ray start` use token authentication when
+            # a token exists; a joining driver only sends it in token mode.
+            hint = ("; if the cluster uses token authentication, run with RAY_AUTH_MODE=token "
+                    "(token in ~/.ray/auth_token or RAY_AUTH_TOKEN)")
+        raise ConfigError(f"cannot join the Ray cluster at {address!r}: {exc}{hint}") from exc
     return True
