@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -26,11 +27,23 @@ def lts(*args: str, env_password: str | None = None) -> subprocess.CompletedProc
     )
 
 
-def test_init_creates_the_schema_and_an_admin_with_a_generated_password_shown_once(empty_db_url: str) -> None:
-    first = lts("db", "init", "--database_url", empty_db_url)
-    assert first.returncode == 0, first.stderr
-    match = re.search(r"generated admin password .*: (\S+)$", first.stdout, re.MULTILINE)
-    assert match, first.stdout
+def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The same dispatcher, without a new interpreter (the subprocess test covers that)."""
+    from actors.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_init_creates_the_schema_and_an_admin_with_a_generated_password_shown_once(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LTS_ADMIN_PASSWORD", raising=False)
+    code, out, err = in_process(capsys, "db", "init", "--database_url", empty_db_url)
+    assert code == 0, err
+    match = re.search(r"generated admin password .*: (\S+)$", out, re.MULTILINE)
+    assert match, out
     password = match.group(1)
 
     store = Store.from_url(empty_db_url)
@@ -40,22 +53,27 @@ def test_init_creates_the_schema_and_an_admin_with_a_generated_password_shown_on
         assert bcrypt.checkpw(password.encode(), credentials.password_hash.encode())
         assert store.list_audit_logs(action="user.create").total == 1
 
-        again = lts("db", "init", "--database_url", empty_db_url)
-        assert again.returncode == 0, again.stderr
-        assert "an admin already exists" in again.stdout
-        assert "password" not in again.stdout
+        code, out, err = in_process(capsys, "db", "init", "--database_url", empty_db_url)
+        assert code == 0, err
+        assert "an admin already exists" in out
+        assert "password" not in out
         assert store.list_users().total == 1
     finally:
         store.close()
 
 
-def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """The same dispatcher, without a new interpreter (faster for the error cases)."""
-    from actors.cli import main
-
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+def test_the_console_entry_point_runs_db_init_and_reads_the_config_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'from-file.db'}"
+    config_file = tmp_path / "lts.json"
+    config_file.write_text(json.dumps({"database_url": url}))
+    result = lts("db", "init", "--config", str(config_file), env_password="File-Config-42")
+    assert result.returncode == 0, result.stderr
+    assert "admin user 'admin' created" in result.stdout
+    store = Store.from_url(url)
+    try:
+        assert store.count_admins() == 1
+    finally:
+        store.close()
 
 
 def test_init_takes_the_password_from_the_environment_and_never_prints_it(
