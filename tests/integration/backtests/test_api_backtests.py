@@ -182,6 +182,17 @@ def test_submit_run_list_results_and_report_owned_by_the_user(
     assert client.get("/api/backtests", headers=bob).json()["total"] == 0
     assert client.get(f"/api/backtests/{submitted['id']}", headers=bob).status_code == 404
     assert client.get(done["report_url"], headers=bob).status_code == 404
+    # An administrator sees everyone's runs.
+    from engine.plugins.loader import create_plugin
+    from persistence.records import AuditContext
+
+    aaa = create_plugin("aaa", "default_aaa", {})
+    store.create_user(AuditContext.system(), username="root2", role="admin",
+                      password_hash=aaa.hash_password(PASSWORD))  # type: ignore[attr-defined]
+    token = client.post("/api/auth/login", json={"username": "root2", "password": PASSWORD}).json()
+    admin = {"Authorization": f"Bearer {token['access_token']}"}
+    assert [r["id"] for r in client.get("/api/backtests", headers=admin).json()["items"]] == [submitted["id"]]
+    assert client.get(f"/api/backtests/{submitted['id']}", headers=admin).json()["status"] == "completed"
     assert store.list_audit_logs(action="backtest.create").items[0].user_id == done["owner_id"]
 
 
