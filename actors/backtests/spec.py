@@ -136,7 +136,11 @@ def expand_paths(patterns: Sequence[str], *, base_dir: Path | None = None) -> li
                 raise ConfigError(f"data path {pattern!r} is not a file")
             files = [candidate]
         for path in files:
-            found.setdefault(str(path.resolve()), path)
+            try:
+                key = str(path.resolve())
+            except (OSError, RuntimeError) as exc:  # 3.11 raises RuntimeError on a symlink loop
+                raise ConfigError(f"data file {str(path)!r} cannot be read: {exc}") from None
+            found.setdefault(key, path)
     return [found[key] for key in sorted(found)]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Path as PathParam, status
 from fastapi.responses import FileResponse
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from api.deps import CurrentUser, PageDep, ServicesDep
 from api.errors import Conflict, EngineUnavailable, InvalidInput
@@ -40,6 +41,7 @@ router = APIRouter(prefix="/api/backtests", tags=["backtests"], responses=ERROR_
 
 MAX_FILES = 1000
 MAX_RUNS_PER_REQUEST = 10_000
+RunId = Annotated[int, PathParam(ge=1, lt=2**63)]
 RankBy = Literal["total_return", "annualized_return", "sharpe", "sortino", "max_drawdown",
                  "win_rate", "profit_factor"]
 
@@ -70,6 +72,24 @@ class BacktestCreate(RequestModel):
                                        description="parameter -> values; one run per combination")
     rank_by: RankBy = "total_return"
     datetime_column: str = Field(default="DATE_TIME", min_length=1, max_length=64)
+
+    @field_validator("params", "grid")
+    @classmethod
+    def _finite(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """NaN and infinities are no parameter values (and cannot be stored as JSON)."""
+
+        def check(item: Any, where: str) -> None:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{where}: {item!r} is not a finite number")
+            if isinstance(item, dict):
+                for key, sub in item.items():
+                    check(sub, f"{where}.{key}")
+            elif isinstance(item, list):
+                for position, sub in enumerate(item):
+                    check(sub, f"{where}[{position}]")
+
+        check(value, str(info.field_name))
+        return value
 
 
 class BacktestRunPublic(PublicModel):
@@ -158,14 +178,19 @@ def resolve_data_files(root: Path, entries: list[str]) -> list[Path]:
             raise InvalidInput(f"{where}: '..' is not allowed: files must be inside the data directory")
         # An absolute path is accepted only when it lies inside the data directory.
         pattern = entry if Path(entry).is_absolute() else str(root / entry)
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(entry) else [pattern]
         files = []
-        for match in matches:
-            resolved = Path(match).resolve()
-            if not resolved.is_relative_to(root):
-                raise InvalidInput(f"{where}: resolves outside the data directory")
-            if resolved.is_file():
-                files.append(resolved)
+        try:
+            matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(entry) else [pattern]
+            for match in matches:
+                resolved = Path(match).resolve()
+                if not resolved.is_relative_to(root):
+                    raise InvalidInput(f"{where}: resolves outside the data directory")
+                if resolved.is_file():
+                    files.append(resolved)
+        except OSError as exc:  # a name too long, an unreadable folder
+            raise InvalidInput(f"{where}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+        except RuntimeError:  # Path.resolve on Python 3.11 raises this for a symlink loop
+            raise InvalidInput(f"{where}: cannot be read (symlink loop)") from None
         if not files:
             raise InvalidInput(f"{where}: no such file in the data directory")
         for path in files:
@@ -237,7 +262,7 @@ def list_backtests(caller: CurrentUser, services: ServicesDep, page: PageDep) ->
 
 
 @router.get("/{run_id}", response_model=BacktestRunDetail, summary="A run's status and results")
-def get_backtest(run_id: Annotated[int, PathParam(ge=1)], caller: CurrentUser,
+def get_backtest(run_id: RunId, caller: CurrentUser,
                  services: ServicesDep) -> dict[str, Any]:
     viewer = _viewer(caller)
     run = services.store.get_backtest_run(run_id, viewer=viewer)
@@ -260,7 +285,7 @@ def get_backtest(run_id: Annotated[int, PathParam(ge=1)], caller: CurrentUser,
 
 @router.get("/{run_id}/report", response_class=FileResponse, summary="Download the HTML report",
             responses={200: {"content": {"text/html": {}}}})
-def get_backtest_report(run_id: Annotated[int, PathParam(ge=1)], caller: CurrentUser,
+def get_backtest_report(run_id: RunId, caller: CurrentUser,
                         services: ServicesDep) -> FileResponse:
     run = services.store.get_backtest_run(run_id, viewer=_viewer(caller))
     if run.status not in FINISHED:

@@ -8,6 +8,7 @@ calls are not used by these routes.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -212,3 +213,29 @@ def test_without_an_engine_submission_is_503(ray_session: Any, layout: dict[str,
             assert store.list_backtest_runs().total == 0
     finally:
         store.close()
+
+
+def test_odd_inputs_are_4xx_never_5xx(api: tuple[httpx.Client, Store], layout: dict[str, Path]) -> None:
+    client, store = api
+    headers = _login(client, "dan")
+    os.symlink(layout["data"] / "loop_b.csv", layout["data"] / "loop_a.csv")
+    os.symlink(layout["data"] / "loop_a.csv", layout["data"] / "loop_b.csv")
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"files": ["x" * 300 + ".csv"], "strategy": "sma_cross"}, "cannot be read"),
+        ({"files": ["loop_a.csv"], "strategy": "sma_cross"}, "files[0] 'loop_a.csv': cannot be read"),
+        ({"files": ["eurusd_a.csv"], "strategy": "sma_cross", "params": {"slow": float("nan")}},
+         "not a finite number"),
+        ({"files": ["eurusd_a.csv"], "strategy": "sma_cross", "grid": {"fast": [1, float("inf")]}},
+         "not a finite number"),
+        ({"files": ["eurusd_a.csv"], "strategy": "sma_cross", "grid": {"fast": []}}, "no values"),
+        ({"files": [], "strategy": "sma_cross"}, "files"),
+    ]
+    for body, fragment in cases:
+        answer = client.post("/api/backtests", headers={**headers, "content-type": "application/json"},
+                             content=json.dumps(body))  # json.dumps writes NaN/Infinity as is
+        assert answer.status_code == 422, (body, answer.text)
+        assert fragment in answer.text, (body, answer.text)
+    assert client.get(f"/api/backtests/{2**63}", headers=headers).status_code == 422
+    assert client.get("/api/backtests/999", headers=headers).status_code == 404
+    assert client.get("/api/backtests/999/report", headers=headers).status_code == 404
+    assert store.list_backtest_runs().total == 0

@@ -105,3 +105,10 @@ def test_expand_paths_globs_sorted_unique_and_refuses_misses(tmp_path: Path) -> 
         expand_paths([str(tmp_path / "missing.csv")])
     with pytest.raises(ConfigError, match="is not a file"):
         expand_paths([str(tmp_path / "sub")])
+
+
+def test_expand_paths_refuses_a_symlink_loop(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    with pytest.raises(ConfigError, match="a.csv"):
+        expand_paths([str(tmp_path / "a.csv")])
