@@ -102,6 +102,7 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
                 )
             self._local.batch = _Batch(session, set(request_ids) - present, savepoints)
             try:
+                self.prefetch_order_ids(session, _intent_ids(writes))
                 for write in writes:
                     outcome = self._apply_in_batch(write)
                     if not outcome.ok and not savepoints:
@@ -137,6 +138,18 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
             if "argument" in str(exc):
                 raise DomainError(f"{write.op}: {exc}") from None
             raise
+
+
+def _intent_ids(writes: Sequence[WriteRequest]) -> list[str]:
+    """Client order ids of the order intents in ``writes`` (for one existence query)."""
+    ids = []
+    for write in writes:
+        if write.op == "record_order_intent" and write.args:
+            intent = write.args[0]
+            coid = intent.get("client_order_id") if isinstance(intent, dict) else getattr(intent, "client_order_id", None)
+            if isinstance(coid, str):
+                ids.append(coid)
+    return ids
 
 
 class _OptimisticPassFailed(Exception):

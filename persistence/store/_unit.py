@@ -60,6 +60,8 @@ class Change(Generic[R]):
     details: dict[str, Any] = field(default_factory=dict)
     # Builds the result from the inserted audit row, for writes whose result is that row.
     finish: Callable[[AuditRecord], R] | None = None
+    # Runs once the write and its audit row are in: updates batch-local caches.
+    after: Callable[[], None] | None = None
 
 
 class _Batch:
@@ -72,6 +74,18 @@ class _Batch:
         self.savepoints = savepoints
         # Request ids known not to be in audit_logs at batch start: no lookup needed.
         self.absent = absent_request_ids
+        # Orders created in this batch, by client order id, and the positions opened for
+        # them here: a trade's later writes find them without a SELECT each.
+        self.new_orders: dict[str, Any] = {}
+        self.new_positions: dict[int, Any] = {}
+        # Client order ids known not to be in the database at batch start.
+        self.absent_orders: set[str] = set()
+
+    def forget_orders(self) -> None:
+        """Drop the caches (a delete may have cascaded to cached rows)."""
+        self.new_orders.clear()
+        self.new_positions.clear()
+        self.absent_orders.clear()
 
 
 def coerce(spec_type: type[S], value: S | dict[str, Any], where: str) -> S:
@@ -162,6 +176,8 @@ class UnitOfWork:
             ) from None
         if absent is not None and request_id is not None:
             absent.discard(request_id)  # a resend later in this batch must replay
+        if change.after is not None:
+            change.after()
         if change.finish is not None:
             return change.finish(AuditRecord(id=audit_id, **values))
         return change.result

@@ -47,6 +47,11 @@ def _apply_changes(obj: Any, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 class PortfolioOps(UnitOfWork):
+    def _forget_batch_orders(self) -> None:
+        batch = self._current_batch()
+        if batch is not None:
+            batch.forget_orders()
+
     def _asset_for(self, session: Session, ctx: AuditContext, asset_id: int) -> Asset:
         asset = session.get(Asset, asset_id)
         if asset is None:
@@ -191,7 +196,10 @@ class PortfolioOps(UnitOfWork):
                 raise DomainError(f"portfolio {portfolio_id} is active: deactivate it first")
             name = portfolio.name
             session.delete(portfolio)
-            return Change(None, "portfolio.delete", "portfolio", portfolio_id, {"name": name})
+            return Change(
+                None, "portfolio.delete", "portfolio", portfolio_id, {"name": name},
+                after=self._forget_batch_orders,
+            )
 
         self._run(ctx, apply, nothing)
 
@@ -364,6 +372,6 @@ class PortfolioOps(UnitOfWork):
                 raise DomainError(f"asset {asset_id} is active: deactivate it first")
             details = {"portfolio_id": asset.portfolio_id, "symbol": asset.symbol}
             session.delete(asset)
-            return Change(None, "asset.delete", "asset", asset_id, details)
+            return Change(None, "asset.delete", "asset", asset_id, details, after=self._forget_batch_orders)
 
         self._run(ctx, apply, nothing)

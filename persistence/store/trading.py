@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -55,8 +56,55 @@ class TradingOps(UnitOfWork):
             raise NotFound(f"asset {asset_id} not found in portfolio {portfolio_id}")
         return pin(session, asset)
 
+    def _find_order(self, session: Session, client_order_id: str) -> Order | None:
+        """The order with this client id; inside a batch, orders the batch created (or
+        knows to be absent) are answered without a query."""
+        batch = self._current_batch()
+        if batch is not None:
+            if client_order_id in batch.new_orders:
+                return batch.new_orders[client_order_id]
+            if client_order_id in batch.absent_orders:
+                return None
+        return session.scalars(_ORDER_BY_CLIENT_ID, {"coid": client_order_id}).first()
+
+    def _remember_order(self, order: Order) -> Callable[[], None] | None:
+        batch = self._current_batch()
+        if batch is None:
+            return None
+
+        def remember() -> None:
+            batch.new_orders[order.client_order_id] = order
+            batch.absent_orders.discard(order.client_order_id)
+
+        return remember
+
+    def _remember_position(self, order: Order | None, position: Position) -> Callable[[], None] | None:
+        batch = self._current_batch()
+        if batch is None or order is None:
+            return None
+        return lambda: batch.new_positions.__setitem__(order.id, position)
+
+    def _existing_position_for(self, session: Session, order: Order) -> Position | None:
+        batch = self._current_batch()
+        if batch is not None and batch.new_orders.get(order.client_order_id) is order:
+            # Created in this batch: a position for it can only have been opened here too.
+            return batch.new_positions.get(order.id)
+        return session.scalars(_POSITION_BY_OPENING_ORDER, {"order_id": order.id}).first()
+
+    def prefetch_order_ids(self, session: Session, client_order_ids: list[str]) -> None:
+        """Inside a batch: learn in one query which of these client order ids are new."""
+        batch = self._current_batch()
+        if batch is None or not client_order_ids:
+            return
+        present = set(
+            session.scalars(
+                select(Order.client_order_id).where(Order.client_order_id.in_(client_order_ids))
+            ).all()
+        )
+        batch.absent_orders.update(set(client_order_ids) - present)
+
     def _order_by_client_id(self, session: Session, ctx: AuditContext, client_order_id: str) -> Order:
-        order = session.scalars(_ORDER_BY_CLIENT_ID, {"coid": client_order_id}).first()
+        order = self._find_order(session, client_order_id)
         if order is None:
             raise NotFound(f"order with client_order_id {client_order_id!r} not found")
         try:
@@ -90,7 +138,7 @@ class TradingOps(UnitOfWork):
         intent = coerce(OrderIntent, intent, "order")
 
         def apply(session: Session) -> Change[OrderRecord]:
-            existing = session.scalars(_ORDER_BY_CLIENT_ID, {"coid": intent.client_order_id}).first()
+            existing = self._find_order(session, intent.client_order_id)
             if existing is not None:
                 self._portfolio_for(session, ctx, existing.portfolio_id)
                 mismatched = [
@@ -153,6 +201,7 @@ class TradingOps(UnitOfWork):
                     "quantity": str(intent.quantity),
                     "action": intent.action,
                 },
+                after=self._remember_order(order),
             )
 
         return self._run(ctx, apply, _order_replay)
@@ -264,7 +313,7 @@ class TradingOps(UnitOfWork):
                     raise DomainError(
                         f"opening_client_order_id: order {order.client_order_id!r} is {order.status}"
                     )
-                existing = session.scalars(_POSITION_BY_OPENING_ORDER, {"order_id": order.id}).first()
+                existing = self._existing_position_for(session, order)
                 if existing is not None:
                     return Change(
                         PositionRecord.model_validate(existing),
@@ -304,6 +353,7 @@ class TradingOps(UnitOfWork):
                     "entry_price": str(spec.entry_price),
                     "opening_order_id": None if order is None else order.id,
                 },
+                after=self._remember_position(order, position),
             )
 
         return self._run(ctx, apply, _position_replay)

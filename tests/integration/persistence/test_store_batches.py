@@ -67,3 +67,50 @@ def test_apply_each_commits_each_write_on_its_own(store: Store) -> None:
     assert [o.ok for o in outcomes] == [True, False]
     assert "already exists" in outcomes[1].error
     assert store.list_portfolios(owner_id=world.owner_id).total == 2  # seeded one + "a"
+
+
+def _trade_writes(world: World, coid: str, tag: str) -> list[WriteRequest]:
+    from persistence.records import OrderFill, PositionOpen
+
+    spec = PositionOpen(portfolio_id=world.portfolio_id, asset_id=world.asset_id,
+                        opening_client_order_id=coid, side="buy", quantity="0.5", entry_price="1.1")
+    return [
+        WriteRequest(op="record_order_intent", ctx=AuditContext.system(request_id=f"{tag}-i"),
+                     args=(world.intent(client_order_id=coid),)),
+        WriteRequest(op="mark_order_open", ctx=AuditContext.system(request_id=f"{tag}-o"),
+                     args=(coid, OrderFill(broker_order_id="B", filled_price="1.1"))),
+        WriteRequest(op="open_position", ctx=AuditContext.system(request_id=f"{tag}-p"), args=(spec,)),
+        # The same position again under another request id: must return the first one.
+        WriteRequest(op="open_position", ctx=AuditContext.system(request_id=f"{tag}-p2"), args=(spec,)),
+    ]
+
+
+def test_a_whole_trade_in_one_batch_links_order_and_position_once(store: Store) -> None:
+    world = make_world(store)
+    outcomes = store.apply_batch(_trade_writes(world, "trade-1", "t1"))
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    order, opened, position, again = (o.result for o in outcomes)
+    assert (opened.status, position.opening_order_id, again.id) == ("open", order.id, position.id)
+    assert store.get_order(order.id).position_id == position.id
+    assert store.list_positions(asset_id=world.asset_id).total == 1
+
+    # The same trade in a later batch, new request ids: nothing new is stored.
+    before = snapshot(store.engine)
+    outcomes = store.apply_batch(_trade_writes(world, "trade-1", "t1-later"))
+    assert [o.ok for o in outcomes] == [True, False, True, True]
+    assert "cannot go from open to open" in outcomes[1].error
+    assert {o.result.id for o in outcomes[2:]} == {position.id}
+    assert store.list_positions(asset_id=world.asset_id).total == 1
+    assert store.list_orders(asset_id=world.asset_id).total == 1
+    assert snapshot(store.engine)["positions"] == before["positions"]
+
+
+def test_a_failed_write_does_not_leave_a_batch_believing_its_order_exists(store: Store) -> None:
+    world = make_world(store)
+    bad_intent = WriteRequest(op="record_order_intent", ctx=AuditContext.system(request_id="bad"),
+                              args=(world.intent(client_order_id="ghost", asset_id=4242),))
+    follow_up = WriteRequest(op="mark_order_open", ctx=AuditContext.system(request_id="follow"),
+                             args=("ghost", {"filled_price": "1.1"}))
+    outcomes = store.apply_batch([bad_intent, follow_up])
+    assert [o.error_type for o in outcomes] == ["NotFound", "NotFound"]
+    assert store.get_order_by_client_id("ghost") is None
