@@ -108,6 +108,13 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
                     if not outcome.ok and not savepoints:
                         raise _OptimisticPassFailed(f"{write.op}: {outcome.error}")
                     outcomes.append(outcome)
+                if not savepoints:
+                    try:
+                        self._insert_deferred_audits(self._local.batch)
+                    except DBAPIError as exc:
+                        if _is_connection_failure(exc):
+                            raise
+                        raise _OptimisticPassFailed(f"audit rows refused: {exc.orig}") from None
             finally:
                 self._local.batch = None
         return outcomes
@@ -118,7 +125,7 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
         except LTSError as exc:
             return WriteOutcome.failure(write, exc)
         except DBAPIError as exc:
-            if exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError)):
+            if _is_connection_failure(exc):
                 raise  # the connection or database failed: the whole batch must be resent
             logger.exception("write %s (%s) failed in the database", write.ctx.request_id, write.op)
             return WriteOutcome.failure(write, exc)
@@ -138,6 +145,12 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
             if "argument" in str(exc):
                 raise DomainError(f"{write.op}: {exc}") from None
             raise
+
+
+def _is_connection_failure(exc: DBAPIError) -> bool:
+    """The database or connection failed (retry the whole batch), as opposed to one
+    statement being refused (that write fails alone)."""
+    return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
 
 
 def _intent_ids(writes: Sequence[WriteRequest]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from persistence.records import AuditContext
-from persistence.store import WRITE_OPS, Store
+from persistence.store import WRITE_OPS, Store, WriteRequest
 from tests.integration.persistence._helpers import (
     audit_count,
     install_failing_audit_trigger,
@@ -59,3 +59,22 @@ def test_a_failing_audit_insert_leaves_neither_the_change_nor_the_audit_row(stor
         if snapshot(store.engine) != before:
             still_written.append(op)
     assert still_written == []
+
+
+def test_a_batch_whose_audit_rows_fail_stores_none_of_its_changes(store: Store) -> None:
+    world = make_world(store)
+    writes = [
+        WriteRequest(op="record_order_intent", ctx=AuditContext.system(request_id=f"b{i}"), args=(world.intent(),))
+        for i in range(5)
+    ]
+    before = snapshot(store.engine)
+    install_failing_audit_trigger(store.engine)
+    try:
+        outcomes = store.apply_batch(writes)
+    finally:
+        remove_failing_audit_trigger(store.engine)
+    assert [o.ok for o in outcomes] == [False] * 5
+    assert all("forced audit failure" in (o.error or "") for o in outcomes)
+    assert snapshot(store.engine) == before
+    assert store.apply_batch(writes[:1])[0].ok  # and it works once the database accepts audits
+    assert store.list_orders(asset_id=world.asset_id).total == 1
