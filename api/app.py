@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Services, request_origin
+from api.deps import Services, reads_inline, request_origin
 from api.engine_handle import EngineHandle
 from api.errors import ApiError, install_error_handlers
 from api.middleware import BodySizeLimitMiddleware, CatchAllMiddleware, RateLimitMiddleware, SecurityHeadersMiddleware
@@ -104,7 +104,9 @@ def create_app(
         "Authenticate with POST /api/auth/login and send `Authorization: Bearer <access_token>`.",
         lifespan=lifespan,
     )
-    app.state.services = Services(settings=settings, config=config, store=store, aaa=aaa, engine=engine)
+    app.state.services = Services(
+        settings=settings, config=config, store=store, aaa=aaa, engine=engine, inline_reads=reads_inline(store)
+    )
     install_error_handlers(app)
     app.add_exception_handler(ApiError, _audited_api_error_handler(app.exception_handlers[LTSError]))
     for module_name in ROUTER_MODULES:
@@ -168,6 +170,8 @@ def _audit_denial(request: Request, exc: ApiError) -> None:
 
 class _NoStore:
     """Stands in for the Store when the app is built only to describe itself."""
+
+    engine = None
 
     def __getattr__(self, name: str) -> Any:
         raise LTSError("this app was built by openapi_document() and has no database")

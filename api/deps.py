@@ -10,12 +10,13 @@ the login (token family ``sid``) has not been revoked by logout or refresh-token
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.auth_service import session_alive
 from api.engine_handle import EngineHandle
@@ -27,6 +28,15 @@ from engine.plugins.base import AAAPlugin
 from persistence.records import AuditContext, PageRequest, UserRecord
 
 _USER_AGENT_MAX = 512
+R = TypeVar("R")
+
+
+def reads_inline(store: Any) -> bool:
+    """Whether Store reads may run on the event loop: true for SQLite, whose WAL reads
+    never wait for a lock and are pure in-process CPU work (a thread-pool hop costs more
+    than the read); false for a networked database, whose waits belong in threads."""
+    engine = getattr(store, "engine", None)
+    return getattr(getattr(engine, "dialect", None), "name", None) == "sqlite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +48,28 @@ class Services:
     store: Any  # persistence.Store: reads, and writes when no engine runs
     aaa: AAAPlugin
     engine: EngineHandle | None = None
+    inline_reads: bool = field(default=False)
 
     @property
     def writer(self) -> Any:
         """Where writes go: the engine's store (through the persistence actor) while an
-        engine runs, else the local Store."""
+        engine runs, else the local Store. Writes are blocking calls: only ``def``
+        routes (run in FastAPI's thread pool) make them."""
         return self.engine.store if self.engine is not None else self.store
 
+    async def read(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run a blocking Store read from an ``async`` route: inline on SQLite, in the
+        thread pool otherwise (see :func:`reads_inline`)."""
+        if self.inline_reads:
+            return fn(*args, **kwargs)
+        return await run_in_threadpool(fn, *args, **kwargs)
 
-def get_services(request: Request) -> Services:
+
+# Dependencies that do no blocking I/O are ``async def``: FastAPI runs plain ``def``
+# dependencies in its thread pool, a hop that costs more than their work.
+
+
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -60,7 +83,7 @@ def request_origin(request: Request) -> tuple[str | None, str | None]:
     return ip, agent[:_USER_AGENT_MAX] if agent else None
 
 
-def anonymous_context(request: Request) -> AuditContext:
+async def anonymous_context(request: Request) -> AuditContext:
     """Audit context for requests made before anyone is authenticated (register, login).
 
     ``user_id=None`` is what the Store calls "system": only the API's own fixed
@@ -105,7 +128,7 @@ class Caller:
 _bearer = HTTPBearer(auto_error=False, description="access token from POST /api/auth/login")
 
 
-def get_current_user(
+async def get_current_user(
     request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -117,28 +140,33 @@ def get_current_user(
     sub = claims["sub"]
     if not sub.isdigit() or not 0 < int(sub) < 2**63:
         raise Unauthorized("invalid token: bad subject")
-    user_id = int(sub)
     family, refresh_jti = claims.get("sid"), claims.get("rjti")
     if not isinstance(family, str) or not isinstance(refresh_jti, str):
         raise Unauthorized("invalid token: no session")
-    try:
-        user = services.store.get_user(user_id)
-    except NotFound:
-        raise Unauthorized("user unknown or deactivated") from None
-    if not user.is_active:
-        raise Unauthorized("user unknown or deactivated")
-    if not session_alive(services.store, refresh_jti):
-        raise Unauthorized("session revoked; log in again")
+    user = await services.read(_live_user, services.store, int(sub), refresh_jti)
     ip, agent = request_origin(request)
     caller = Caller(user=user, session_family=family, ip=ip, user_agent=agent)
     request.state.caller = caller  # for auditing a later 403
     return caller
 
 
+def _live_user(store: Any, user_id: int, refresh_jti: str) -> UserRecord:
+    """The token's user if active and its login not revoked (two indexed reads)."""
+    try:
+        user = store.get_user(user_id)
+    except NotFound:
+        raise Unauthorized("user unknown or deactivated") from None
+    if not user.is_active:
+        raise Unauthorized("user unknown or deactivated")
+    if not session_alive(store, refresh_jti):
+        raise Unauthorized("session revoked; log in again")
+    return user
+
+
 CurrentUser = Annotated[Caller, Depends(get_current_user)]
 
 
-def require_admin(caller: CurrentUser) -> Caller:
+async def require_admin(caller: CurrentUser) -> Caller:
     """The caller, if an admin; 403 otherwise."""
     if not caller.is_admin:
         raise Forbidden("administrator role required")
@@ -148,13 +176,17 @@ def require_admin(caller: CurrentUser) -> Caller:
 AdminUser = Annotated[Caller, Depends(require_admin)]
 
 
-def require_engine(services: ServicesDep) -> EngineHandle:
+def require_engine(services: Services) -> EngineHandle:
     if services.engine is None:
         raise EngineUnavailable("the trading engine is not running in this process (start it with 'lts run')")
     return services.engine
 
 
-EngineDep = Annotated[EngineHandle, Depends(require_engine)]
+async def engine_dependency(services: ServicesDep) -> EngineHandle:
+    return require_engine(services)
+
+
+EngineDep = Annotated[EngineHandle, Depends(engine_dependency)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +198,7 @@ class PageParams:
         return PageRequest(offset=(self.page - 1) * self.page_size, limit=self.page_size)
 
 
-def page_params(
+async def page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"at most {MAX_PAGE_SIZE}")] = DEFAULT_PAGE_SIZE,
 ) -> PageParams:

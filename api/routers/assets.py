@@ -45,7 +45,7 @@ def _public(record: Any) -> AssetPublic:
 
 
 @router.get("/api/portfolios/{portfolio_id}/assets", response_model=Page[AssetPublic])
-def list_assets(
+async def list_assets(
     portfolio_id: Id,
     caller: CurrentUser,
     services: ServicesDep,
@@ -54,9 +54,10 @@ def list_assets(
     status_: Annotated[AssetStatus | None, Query(alias="status")] = None,
 ) -> Page[AssetPublic]:
     viewer = caller.ctx().viewer()
-    services.store.get_portfolio(portfolio_id, viewer=viewer)  # 404 when not visible
-    result = services.store.list_assets(
-        viewer=viewer, portfolio_id=portfolio_id, is_active=is_active, status=status_, page=page.to_request()
+    await services.read(services.store.get_portfolio, portfolio_id, viewer=viewer)  # 404 when not visible
+    result = await services.read(
+        services.store.list_assets,
+        viewer=viewer, portfolio_id=portfolio_id, is_active=is_active, status=status_, page=page.to_request(),
     )
     return Page[AssetPublic](
         items=[_public(a) for a in result.items], total=result.total, page=page.page, page_size=page.page_size
@@ -74,8 +75,8 @@ def create_asset(portfolio_id: Id, body: AssetCreate, caller: CurrentUser, servi
 
 
 @router.get("/api/assets/{asset_id}", response_model=AssetPublic)
-def get_asset(asset_id: Id, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
-    return _public(services.store.get_asset(asset_id, viewer=caller.ctx().viewer()))
+async def get_asset(asset_id: Id, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
+    return _public(await services.read(services.store.get_asset, asset_id, viewer=caller.ctx().viewer()))
 
 
 @router.put("/api/assets/{asset_id}", response_model=AssetPublic)

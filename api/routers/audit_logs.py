@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/audit-logs", tags=["audit"], responses=ERROR_RES
 
 
 @router.get("", response_model=Page[AuditLogPublic])
-def list_audit_logs(
+async def list_audit_logs(
     admin: AdminUser,
     services: ServicesDep,
     page: PageDep,
@@ -28,7 +28,8 @@ def list_audit_logs(
     until: Annotated[datetime | None, Query()] = None,
 ) -> Page[AuditLogPublic]:
     """Audit rows, newest first (admin only)."""
-    result = services.store.list_audit_logs(
+    result = await services.read(
+        services.store.list_audit_logs,
         user_id=user_id, action=action, target_type=target_type, target_id=target_id,
         since=since, until=until, page=page.to_request(),
     )

@@ -25,14 +25,16 @@ def _page(result, page) -> Page[BillingRecordPublic]:  # noqa: ANN001
 
 
 @router.get("/me", response_model=Page[BillingRecordPublic])
-def my_billing(caller: CurrentUser, services: ServicesDep, page: PageDep, since: Since = None, until: Since = None) -> Page[BillingRecordPublic]:
+async def my_billing(caller: CurrentUser, services: ServicesDep, page: PageDep, since: Since = None, until: Since = None) -> Page[BillingRecordPublic]:
     """The caller's billing records, newest first."""
-    result = services.store.list_billing(user_id=caller.id, since=since, until=until, page=page.to_request())
+    result = await services.read(
+        services.store.list_billing, user_id=caller.id, since=since, until=until, page=page.to_request()
+    )
     return _page(result, page)
 
 
 @router.get("", response_model=Page[BillingRecordPublic])
-def all_billing(
+async def all_billing(
     admin: AdminUser,
     services: ServicesDep,
     page: PageDep,
@@ -41,5 +43,7 @@ def all_billing(
     until: Since = None,
 ) -> Page[BillingRecordPublic]:
     """Every user's billing records (admin only), optionally one user's."""
-    result = services.store.list_billing(user_id=user_id, since=since, until=until, page=page.to_request())
+    result = await services.read(
+        services.store.list_billing, user_id=user_id, since=since, until=until, page=page.to_request()
+    )
     return _page(result, page)

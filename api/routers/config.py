@@ -39,7 +39,7 @@ def _source(config: Any, key: str) -> str:
 
 
 @router.get("", response_model=ConfigPublic)
-def get_config(admin: AdminUser, services: ServicesDep) -> ConfigPublic:
+async def get_config(admin: AdminUser, services: ServicesDep) -> ConfigPublic:
     """Every config value with where it came from (admin only); secrets are hidden."""
     config = services.config
     entries = [

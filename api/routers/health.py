@@ -18,11 +18,11 @@ router = APIRouter(tags=["system"])
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": ErrorBody, "description": "database unreachable"}})
-def health(services: ServicesDep) -> Health | JSONResponse:
+async def health(services: ServicesDep) -> Health | JSONResponse:
     """Unauthenticated liveness and readiness (never rate limited)."""
     engine = "running" if services.engine is not None else "absent"
     try:
-        services.store.get_config("__health__")
+        await services.read(services.store.get_config, "__health__")
     except Exception as exc:  # any database failure means "not ready"
         logger.warning("health: database check failed: %s", type(exc).__name__)
         return JSONResponse(error_body("database_unavailable", "database unreachable", {"engine": engine}), status_code=503)

@@ -30,7 +30,7 @@ def _viewer(caller: CurrentUser):  # noqa: ANN202 - persistence.records.Viewer |
 
 
 @router.get("", response_model=Page[PortfolioPublic])
-def list_portfolios(
+async def list_portfolios(
     caller: CurrentUser,
     services: ServicesDep,
     page: PageDep,
@@ -38,8 +38,9 @@ def list_portfolios(
     owner_id: Annotated[int | None, Query(ge=1, lt=2**63, description="admins: one owner's")] = None,
 ) -> Page[PortfolioPublic]:
     """The caller's portfolios (an admin sees everyone's, optionally one owner's)."""
-    result = services.store.list_portfolios(
-        viewer=_viewer(caller), owner_id=owner_id, is_active=is_active, page=page.to_request()
+    result = await services.read(
+        services.store.list_portfolios,
+        viewer=_viewer(caller), owner_id=owner_id, is_active=is_active, page=page.to_request(),
     )
     return Page[PortfolioPublic](
         items=[PortfolioPublic.model_validate(p) for p in result.items],
@@ -56,8 +57,9 @@ def create_portfolio(body: PortfolioCreate, caller: CurrentUser, services: Servi
 
 
 @router.get("/{portfolio_id}", response_model=PortfolioPublic)
-def get_portfolio(portfolio_id: PortfolioId, caller: CurrentUser, services: ServicesDep) -> PortfolioPublic:
-    return PortfolioPublic.model_validate(services.store.get_portfolio(portfolio_id, viewer=_viewer(caller)))
+async def get_portfolio(portfolio_id: PortfolioId, caller: CurrentUser, services: ServicesDep) -> PortfolioPublic:
+    record = await services.read(services.store.get_portfolio, portfolio_id, viewer=_viewer(caller))
+    return PortfolioPublic.model_validate(record)
 
 
 @router.put("/{portfolio_id}", response_model=PortfolioPublic)

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/statistics", tags=["statistics"], responses=ERRO
 
 
 @router.get("", response_model=Page[StatisticPublic])
-def list_statistics(
+async def list_statistics(
     caller: CurrentUser,
     services: ServicesDep,
     page: PageDep,
@@ -28,7 +28,8 @@ def list_statistics(
     until: Annotated[datetime | None, Query()] = None,
 ) -> Page[StatisticPublic]:
     """Statistics of the caller's portfolios (admins: all, including engine-wide ones)."""
-    result = services.store.list_statistics(
+    result = await services.read(
+        services.store.list_statistics,
         viewer=caller.ctx().viewer(), portfolio_id=portfolio_id, asset_id=asset_id,
         kind=kind, name=name, since=since, until=until, page=page.to_request(),
     )

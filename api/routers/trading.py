@@ -77,7 +77,7 @@ def _jsonable(value: Any) -> Any:
 
 
 @router.get("/api/orders", response_model=Page[OrderPublic])
-def list_orders(
+async def list_orders(
     caller: CurrentUser,
     services: ServicesDep,
     page: PageDep,
@@ -88,7 +88,8 @@ def list_orders(
     until: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
 ) -> Page[OrderPublic]:
     """The caller's orders (admins: everyone's), newest first."""
-    result = services.store.list_orders(
+    result = await services.read(
+        services.store.list_orders,
         viewer=caller.ctx().viewer(), portfolio_id=portfolio_id, asset_id=asset_id,
         status=status or None, since=since, until=until, page=page.to_request(),
     )
@@ -99,12 +100,12 @@ def list_orders(
 
 
 @router.get("/api/orders/{order_id}", response_model=OrderPublic)
-def get_order(order_id: Id, caller: CurrentUser, services: ServicesDep) -> OrderPublic:
-    return OrderPublic.model_validate(services.store.get_order(order_id, viewer=caller.ctx().viewer()))
+async def get_order(order_id: Id, caller: CurrentUser, services: ServicesDep) -> OrderPublic:
+    return OrderPublic.model_validate(await services.read(services.store.get_order, order_id, viewer=caller.ctx().viewer()))
 
 
 @router.get("/api/positions", response_model=Page[PositionPublic])
-def list_positions(
+async def list_positions(
     caller: CurrentUser,
     services: ServicesDep,
     page: PageDep,
@@ -115,7 +116,8 @@ def list_positions(
     until: Annotated[datetime | None, Query(description="opened before (ISO 8601)")] = None,
 ) -> Page[PositionPublic]:
     """The caller's positions (admins: everyone's), newest first."""
-    result = services.store.list_positions(
+    result = await services.read(
+        services.store.list_positions,
         viewer=caller.ctx().viewer(), portfolio_id=portfolio_id, asset_id=asset_id,
         is_open=is_open, since=since, until=until, page=page.to_request(),
     )
@@ -126,5 +128,6 @@ def list_positions(
 
 
 @router.get("/api/positions/{position_id}", response_model=PositionPublic)
-def get_position(position_id: Id, caller: CurrentUser, services: ServicesDep) -> PositionPublic:
-    return PositionPublic.model_validate(services.store.get_position(position_id, viewer=caller.ctx().viewer()))
+async def get_position(position_id: Id, caller: CurrentUser, services: ServicesDep) -> PositionPublic:
+    record = await services.read(services.store.get_position, position_id, viewer=caller.ctx().viewer())
+    return PositionPublic.model_validate(record)

@@ -19,12 +19,12 @@ UserId = Annotated[int, Path(ge=1, lt=2**63)]
 
 
 @router.get("/me", response_model=UserPublic)
-def me(caller: CurrentUser) -> UserPublic:
+async def me(caller: CurrentUser) -> UserPublic:
     return UserPublic.model_validate(caller.user)
 
 
 @router.get("", response_model=Page[UserPublic])
-def list_users(
+async def list_users(
     admin: AdminUser,
     services: ServicesDep,
     page: PageDep,
@@ -32,7 +32,7 @@ def list_users(
     is_active: Annotated[bool | None, Query()] = None,
 ) -> Page[UserPublic]:
     """Every account (admin only)."""
-    result = services.store.list_users(role=role, is_active=is_active, page=page.to_request())
+    result = await services.read(services.store.list_users, role=role, is_active=is_active, page=page.to_request())
     return Page[UserPublic](
         items=[UserPublic.model_validate(u) for u in result.items],
         total=result.total, page=page.page, page_size=page.page_size,
