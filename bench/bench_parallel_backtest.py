@@ -126,7 +126,7 @@ def main() -> int:
     parser.add_argument("--overhead_reps", type=int, default=40)
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip_reload", action="store_true", help="skip measurement (d)")
-    parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions of (a)/(d)")
+    parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions of (a)/(d)")
     args = parser.parse_args()
 
     import ray
@@ -178,7 +178,9 @@ def main() -> int:
                   f"{', '.join(f'{t:.2f}' for t in seq_times)})")
             print(f"    Ray tasks on {cores} cores:   {t_ray:8.2f} s  (best of {args.reps}: "
                   f"{', '.join(f'{t:.2f}' for t in ray_times)})")
+            pairwise = statistics.median(a / (cores * b) for a, b in zip(seq_times, ray_times))
             print(f"    speed-up {t_seq / t_ray:.2f}x, parallel efficiency {efficiency * 100:.1f}% "
+                  f"from the best times, {pairwise * 100:.1f}% median of back-to-back pairs "
                   f"(target >= 90%)")
 
             direct, through_ray = task_overhead(small, args.overhead_reps)
