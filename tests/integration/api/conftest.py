@@ -138,10 +138,13 @@ def _in_process(db_url: str, **overrides: Any) -> Iterator[Gateway]:
         store.close()
 
 
-def serve_live(db_url: str, **overrides: Any) -> tuple[RunningServer, Store, DefaultAAA]:
+def serve_live(db_url: str, *, engine: Any | None = None, **overrides: Any) -> tuple[RunningServer, Store, DefaultAAA]:
+    """A real uvicorn gateway on an ephemeral loopback port. ``engine``: an
+    ``api.engine_handle.EngineHandle`` (the runtime's seed-flow test passes its own);
+    ``overrides``: config keys."""
     store = Store.from_url(db_url)
     aaa = make_aaa()
-    running = start_in_thread(base_config(db_url, **overrides), store=store, aaa=aaa)
+    running = start_in_thread(base_config(db_url, **overrides), store=store, aaa=aaa, engine=engine)
     return running, store, aaa
 
 
