@@ -135,7 +135,9 @@ def wait_until_up(port: int, server: Any, timeout: float = 30.0) -> None:
 def login(port: int) -> str:
     import httpx
 
-    resp = httpx.post(f"http://127.0.0.1:{port}/api/auth/login", json={"username": "bench", "password": PASSWORD})
+    resp = httpx.post(
+        f"http://127.0.0.1:{port}/api/auth/login", json={"username": "bench", "password": PASSWORD}, timeout=60.0
+    )
     resp.raise_for_status()
     return str(resp.json()["access_token"])
 
