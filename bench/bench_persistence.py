@@ -42,6 +42,7 @@ class Result:
     records: int
     seconds: float
     latencies_ms: list[float]
+    note: str = ""
 
     @property
     def records_per_s(self) -> float:
@@ -201,8 +202,15 @@ def run_backend(ray: Any, backend: str, args: argparse.Namespace) -> list[Result
             handle = start_persistence_actor(url, settings=settings, name=f"bench-{uuid.uuid4().hex[:8]}")
             ray.get(handle.ping.remote(), timeout=120)
             asyncio.run(drive(handle, assets, 1.0, args.trades_per_call))  # warm up
+            before = ray.get(handle.stats.remote(), timeout=60)
             result = asyncio.run(drive(handle, assets, args.seconds, args.trades_per_call))
+            after = ray.get(handle.stats.remote(), timeout=60)
             result.label = f"{backend:10s} {label}"
+            batches = max(1, after["batches"] - before["batches"])
+            result.note = (
+                f"mean batch {(after['applied'] - before['applied']) / batches:.1f} records, "
+                f"actor writing {100 * (after['busy_s'] - before['busy_s']) / result.seconds:.0f}% of the time"
+            )
             results.append(result)
             if label == "batching on":
                 ping = asyncio.run(drive_ping(handle, args.callers, min(args.seconds, 3.0)))
@@ -223,7 +231,7 @@ def main() -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--callers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per mode")
-    parser.add_argument("--trades-per-call", type=int, default=4)
+    parser.add_argument("--trades-per-call", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--batch-delay-ms", type=float, default=5.0)
     args = parser.parse_args()
@@ -245,7 +253,8 @@ def main() -> int:
     print(f"{'mode':45s} {'records/s':>10s} {'trades/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}")
     for r in results:
         trades = r.records_per_s / 3 if "ping" not in r.label else float("nan")
-        print(f"{r.label:45s} {r.records_per_s:10.0f} {trades:9.0f} {r.pct(0.5):8.1f} {r.pct(0.99):8.1f}")
+        print(f"{r.label:45s} {r.records_per_s:10.0f} {trades:9.0f} {r.pct(0.5):8.1f} {r.pct(0.99):8.1f}"
+              + (f"   ({r.note})" if r.note else ""))
     for backend in backends:
         by = {r.label.split(None, 1)[1]: r for r in results if r.label.startswith(backend)}
         on, off, ref = by["batching on"], by["batching off"], by["Store alone, in-process"]
