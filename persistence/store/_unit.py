@@ -1,9 +1,14 @@
 """The write machinery every Store operation goes through.
 
-One operation = one transaction (or one SAVEPOINT inside a batch) that applies the change
-and inserts its ``audit_logs`` row before commit, so a change without its audit row cannot
-exist (INT-08). ``AuditContext.request_id`` makes a write idempotent: if an audit row with
-that id exists, the write was applied before and its result is replayed instead.
+One operation = one transaction that applies the change and inserts its ``audit_logs``
+row before commit, so a change without its audit row cannot exist (INT-08).
+``AuditContext.request_id`` makes a write idempotent: if an audit row with that id exists,
+the write was applied before and its result is replayed instead.
+
+Batches (``Store.apply_batch``) put many writes in one transaction. They first run an
+optimistic pass: no savepoints, audit rows inserted together just before the commit. If any
+write (or the audit insert) fails, that pass is rolled back and the batch runs again with
+a SAVEPOINT and an immediate audit insert per write, so a bad write fails alone.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from persistence.records import (
     MAX_PAGE_SIZE,
     AuditContext,
     OrderFill,
-    OrderIntent,
     PageRequest,
     PortfolioCreate,
     PositionClose,

@@ -1,0 +1,137 @@
+"""Asset steps per second and step latency (p50/p99) through the real actor runtime.
+
+One portfolio of N asset actors (default: 10 and 100) in simulation mode with the default
+broker and the persistence actor writing to SQLite, heartbeat as fast as possible. A step is
+the supervisor's call into an asset actor: bar -> strategy -> (orders: persistence actor +
+broker actor) -> answer; latency is that round trip as the supervisor sees it. Reference,
+measured in the same run: a trivial actor round trip (one hop, sequential) and pipelined
+trivial calls into one actor.
+
+    .venv/bin/python bench/bench_actors.py [--assets 10 100] [--seconds 10]
+
+Figures on a shared 2-core machine are noisy; compare the ratios, not the absolutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import ray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@ray.remote(num_cpus=0)
+class Echo:
+    def ping(self) -> int:
+        return 1
+
+
+def reference() -> dict[str, float]:
+    echo = Echo.remote()
+    ray.get(echo.ping.remote())
+    lat = []
+    for _ in range(500):
+        t = time.perf_counter()
+        ray.get(echo.ping.remote())
+        lat.append((time.perf_counter() - t) * 1000)
+    t = time.perf_counter()
+    ray.get([echo.ping.remote() for _ in range(3000)])
+    pipelined = 3000 / (time.perf_counter() - t)
+    ray.kill(echo)
+    return {"rtt_p50_ms": float(np.percentile(lat, 50)), "rtt_p99_ms": float(np.percentile(lat, 99)),
+            "pipelined_calls_per_s": pipelined}
+
+
+def run(n_assets: int, seconds: float, workdir: Path) -> dict[str, float]:
+    from actors.demo_data import generate_ohlc
+    from actors.runtime import EngineRuntime
+    from engine.config.defaults import DEFAULT_VALUES
+    from persistence.records import AssetCreate, AuditContext, PortfolioCreate
+    from persistence.schema import create_schema
+    from persistence.store import Store
+
+    db = workdir / f"bench{n_assets}.db"
+    url = f"sqlite:///{db}"
+    store = Store.from_url(url)
+    create_schema(store.engine)
+    data_file = workdir / "bench.csv"
+    if not data_file.exists():
+        generate_ohlc(1.1, 0.0012, 7, bars=200_000).to_csv(data_file, index=False)
+    system = AuditContext.system()
+    user = store.create_user(system, username=f"bench{n_assets}", password_hash="$2b$12$" + "x" * 53)
+    portfolio = store.create_portfolio(system, PortfolioCreate(name="bench", total_capital=Decimal(1_000_000)),
+                                       owner_id=user.id)
+    for i in range(n_assets):
+        asset = store.create_asset(system, portfolio.id, AssetCreate(
+            symbol=f"B{i}", strategy_plugin="default_strategy", strategy_config={"lookback": 20},
+            broker_plugin="default_broker", data_source={"path": str(data_file)}))
+        store.activate_asset(system, asset.id)
+    store.activate_portfolio(system, portfolio.id)
+    config = dict(DEFAULT_VALUES, database_url=url, data_dir=str(workdir), global_latency=0.0,
+                  ray_namespace=f"bench{n_assets}", step_timeout_s=30.0)
+    runtime = EngineRuntime(config)
+    started = time.perf_counter()
+    runtime.start()
+    sup = runtime.supervisors[portfolio.id]
+    deadline = time.monotonic() + 600
+    while True:  # wait for every asset actor to have started (or given up)
+        status = ray.get(sup.status.remote(), timeout=60)
+        states = [a["state"] for a in status["assets"]]
+        if len(states) == n_assets and all(s in ("running", "errored", "finished") for s in states):
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    startup_s = time.perf_counter() - started
+    running = sum(1 for a in status["assets"] if a["state"] == "running")
+    errors = {a["last_error"] for a in status["assets"] if a["state"] == "errored"}
+    if errors:
+        print(f"  {n_assets - running} asset(s) did not start: {sorted(errors)[:3]}")
+    time.sleep(2.0)  # warm-up
+    first = ray.get(sup.take_latencies.remote(), timeout=30)
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    window = ray.get(sup.take_latencies.remote(), timeout=30)
+    elapsed = time.perf_counter() - t0
+    runtime.stop()
+    orders = store.list_orders(portfolio_id=portfolio.id).total
+    store.close()
+    lat = window["latencies_ms"]
+    steps = window["steps_total"] - first["steps_total"]
+    return {"assets": running, "startup_s": startup_s, "steps_per_s": steps / elapsed,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+            "mean_ms": statistics.fmean(lat), "cycles_per_s": (window["cycles"] - first["cycles"]) / elapsed,
+            "orders_recorded": orders}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assets", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    ray.init(num_cpus=(os.cpu_count() or 2) + 2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, namespace="bench")
+    ref = reference()
+    print(f"reference: trivial actor round trip p50 {ref['rtt_p50_ms']:.2f} ms, p99 {ref['rtt_p99_ms']:.2f} ms; "
+          f"pipelined into one actor {ref['pipelined_calls_per_s']:.0f} calls/s")
+    with tempfile.TemporaryDirectory(prefix="lts-bench-") as tmp:
+        for n in args.assets:
+            r = run(n, args.seconds, Path(tmp))
+            print(f"{n:>4} assets: {r['steps_per_s']:8.0f} steps/s ({r['cycles_per_s']:.1f} cycles/s), "
+                  f"step latency p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
+                  f"(= {r['p50_ms'] / ref['rtt_p50_ms']:.1f}x / {r['p99_ms'] / ref['rtt_p50_ms']:.1f}x a trivial "
+                  f"round trip); startup {r['startup_s']:.1f} s; {r['orders_recorded']} orders recorded")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
