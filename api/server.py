@@ -82,7 +82,14 @@ def start_in_thread(
 
     Signal handlers stay the caller's (uvicorn installs none outside the main thread)."""
     server = build_server(config, app, **services)
-    thread = threading.Thread(target=server.run, name="lts-api", daemon=True)
+
+    def run() -> None:
+        try:
+            server.run()
+        except SystemExit as exc:  # uvicorn exits when it cannot bind; reported below
+            logger.error("API gateway stopped during startup (exit code %s)", exc.code)
+
+    thread = threading.Thread(target=run, name="lts-api", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout
     while not server.started:
