@@ -93,6 +93,7 @@ class AssetActor:
         predictions = PredictionActorPort.for_strategy(strategy, self.data, record, self.settings)
         self.ports = StepPorts(broker=broker, journal=StoreJournal(self.store, record), strategy=decider,
                                predictions=predictions)
+        await self.store.audit_asset_started(self.portfolio_id, self.asset_id, os.getpid())
         self.state = await self.store.rebuild_state(record)
         # Resume where the broker's account is: re-running the bar it last processed is
         # safe (same client order ids, idempotent advance), skipping one is not.

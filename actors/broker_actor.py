@@ -36,6 +36,11 @@ from engine.types import OrderResult, OrderStatus, PositionView
 
 logger = logging.getLogger(__name__)
 
+# Bar-driven brokers whose ``on_bar`` never produces results (it only sets the price and
+# the clock): an asset may advance them lazily, with its next order, instead of paying an
+# actor hop on every hold step.
+EVENTLESS_BAR_BROKERS = frozenset({"default_broker"})
+
 # Brokers that only compute in memory: called inline on the actor's event loop (a thread
 # hop would cost more than the call). Anything else may block on the network.
 INLINE_BROKERS = frozenset({"default_broker", "backtrader_simulation_broker"})
@@ -99,15 +104,23 @@ class BrokerActor:
                                data=market_data)
             self._accounts[key] = account
             logger.info("broker account %s opened (%s)", key, broker_name)
-            return {"cursor": account.cursor, "new": True, "finished": account.finished}
-        return {"cursor": account.cursor, "new": False, "finished": account.finished}
+            new = True
+        else:
+            new = False
+        return {"cursor": account.cursor, "new": new, "finished": account.finished,
+                "lazy_advance": account.broker_name in EVENTLESS_BAR_BROKERS and account.data is not None}
 
     # ----------------------------------------------------------------- orders
 
-    async def execute_order(self, key: str, action: str, parameters: Mapping[str, Any]) -> OrderResult:
-        """The seed's ``execute_order`` on account ``key``, idempotent by client order id."""
+    async def execute_order(
+        self, key: str, action: str, parameters: Mapping[str, Any], index: int | None = None
+    ) -> OrderResult:
+        """The seed's ``execute_order`` on account ``key``, idempotent by client order id.
+        ``index``: advance a lazily driven account to that bar first."""
         account = self._account(key)
         cid = str(parameters.get("client_order_id") or "")
+        if index is not None:
+            await self.advance(key, index)
         async with account.lock:
             if cid and cid in account.results:
                 return account.results[cid]

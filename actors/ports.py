@@ -45,6 +45,9 @@ class ActorBrokerPort:
         self._timeout_s = timeout_s
         self.cursor = int(info.get("cursor", -1))
         self.finished = bool(info.get("finished", False))
+        # Lazy: the broker's bars produce no results, so the bar travels with the next order.
+        self._lazy = bool(info.get("lazy_advance", False))
+        self._bar: int | None = None
 
     @classmethod
     async def open(cls, record: Any, data: MarketData | None, settings: Mapping[str, Any]) -> "ActorBrokerPort":
@@ -66,10 +69,13 @@ class ActorBrokerPort:
         return cls(handle, key, timeout, info)
 
     async def advance(self, index: int) -> Sequence[OrderResult]:
+        if self._lazy:
+            self._bar = index
+            return []
         return await _call(self._handle.advance.remote(self.key, index), self._timeout_s, "broker.advance")
 
     async def execute_order(self, action: str, parameters: Mapping[str, Any]) -> OrderResult:
-        return await _call(self._handle.execute_order.remote(self.key, action, dict(parameters)),
+        return await _call(self._handle.execute_order.remote(self.key, action, dict(parameters), self._bar),
                            self._timeout_s, "broker.execute_order")
 
     async def find_order(self, client_order_id: str) -> OrderResult | None:

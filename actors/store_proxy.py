@@ -114,6 +114,17 @@ class StoreProxy:
                                                "details": {"portfolio_id": portfolio_id, "kind": kind,
                                                            "reason": reason[:1000]}})])
 
+    async def audit_asset_started(self, portfolio_id: int, asset_id: int, pid: int) -> None:
+        """Audit an asset actor's (re)start. Also a barrier: the persistence actor applies
+        writes in arrival order, so once this is acknowledged every write a killed
+        predecessor had queued is committed, and the state rebuilt next is complete."""
+        from persistence.records import AuditContext
+        from persistence.store.writes import WriteRequest
+
+        await self.write([WriteRequest(op="audit", ctx=AuditContext.system(), args=("asset.started",),
+                                       kwargs={"target_type": "asset", "target_id": asset_id,
+                                               "details": {"portfolio_id": portfolio_id, "pid": pid}})])
+
     async def record_cycle_statistics(self, portfolio_id: int, values: dict[str, Any]) -> None:
         from persistence.records import AuditContext
         from persistence.store.writes import WriteRequest

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 _BACKOFF_START_S = 0.2
 _BACKOFF_MAX_S = 2.0
+_START_TIMEOUT_S = 120.0
+_PARALLEL_STARTS = 8
 
 
 class _Child:
@@ -54,7 +56,9 @@ class _Child:
         self.restarts = 0
         self.restart_times: collections.deque[float] = collections.deque()
         self.watch_task: asyncio.Task[None] | None = None
-        self.inflight: Any = None  # ObjectRef of a step still running past its timeout
+        self.future: asyncio.Future[Any] | None = None  # the step in flight, if any
+        self.sent_at = 0.0
+        self.timed_out = False
         self.last_step: dict[str, Any] | None = None
         self.last_error: str | None = None
         self.audited_kind: str | None = None
@@ -76,9 +80,13 @@ class PortfolioSupervisor:
         self.cycles = 0
         self.started_at = time.time()
         self._stop = asyncio.Event()
+        self._start_slots = asyncio.Semaphore(_PARALLEL_STARTS)
         self._wake = asyncio.Event()
         self._reload = True
         self._stats = collections.Counter()
+        # Round trip of each step as the supervisor sees it (ms), for status and benchmarks.
+        self._latencies: collections.deque[float] = collections.deque(maxlen=100_000)
+        self.steps_total = 0
         self._stats_flushed = time.monotonic()
         self._portfolio: Any = None
         self._assets: list[Any] = []
@@ -124,6 +132,12 @@ class PortfolioSupervisor:
 
     async def status(self) -> dict[str, Any]:
         return self._status()
+
+    async def take_latencies(self) -> dict[str, Any]:
+        """Step round trips (ms) since the last call, and the step count (benchmarks)."""
+        values = list(self._latencies)
+        self._latencies.clear()
+        return {"latencies_ms": values, "steps_total": self.steps_total, "cycles": self.cycles}
 
     async def ping(self) -> str:
         return "ok"
@@ -181,31 +195,38 @@ class PortfolioSupervisor:
             return {}
 
     async def _cycle(self) -> None:
+        """Dispatch a step to every running asset that is not busy, then collect.
+
+        Paced (latency > 0): wait for all of this cycle's steps (each bounded by
+        ``step_timeout_s``). As fast as possible (latency 0, simulations): collect whatever
+        finished first and go round again, so one slow asset never holds up the others.
+        A step past its timeout is recorded as failed once and left to finish; its asset
+        gets no new step until it has (no pile-up)."""
         allocation = self._allocation()
         timeout = float(self.settings.get("step_timeout_s", 10.0))
-        refs: dict[Any, _Child] = {}
+        now = time.perf_counter()
         for child in self.children.values():
-            if child.state != "running":
+            if child.state != "running" or child.future is not None:
                 continue
-            if child.inflight is not None:
-                ready, _ = ray.wait([child.inflight], timeout=0)
-                if not ready:
-                    continue  # still busy with a step that timed out: skip, do not pile up
-                child.inflight = None
             capital = allocation.get(child.asset_id)
-            refs[child.handle.step.remote(None if capital is None else str(capital))] = child
-        if not refs:
+            ref = child.handle.step.remote(None if capital is None else str(capital))
+            child.future = asyncio.ensure_future(_await_ref(ref, now, self._latencies))
+            child.sent_at, child.timed_out = now, False
+        busy = {c.future: c for c in self.children.values() if c.future is not None}
+        if not busy:
             return
         self.cycles += 1
-        futures = {asyncio.ensure_future(_await_ref(ref)): (ref, child) for ref, child in refs.items()}
-        done, pending = await asyncio.wait(futures, timeout=timeout)
-        for future in pending:
-            ref, child = futures[future]
-            future.cancel()
-            child.inflight = ref
-            await self._failed(child, "timeout", f"step took longer than step_timeout_s={timeout}")
-        for future in done:
-            ref, child = futures[future]
+        free_running = self._latency() <= 0
+        await asyncio.wait(busy, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED if free_running else asyncio.ALL_COMPLETED)
+        now = time.perf_counter()
+        for future, child in busy.items():
+            if not future.done():
+                if now - child.sent_at >= timeout and not child.timed_out:
+                    child.timed_out = True
+                    await self._failed(child, "timeout", f"step took longer than step_timeout_s={timeout}")
+                continue
+            child.future = None
             exc = future.exception()
             if isinstance(exc, RayActorError):
                 continue  # the watch task restarts it
@@ -213,6 +234,7 @@ class PortfolioSupervisor:
                 await self._failed(child, "error", f"{type(exc).__name__}: {exc}")
                 continue
             result = future.result()
+            self.steps_total += 1
             child.last_step = result
             if result.get("finished"):
                 child.state = "finished"
@@ -286,11 +308,19 @@ class PortfolioSupervisor:
                 await asyncio.sleep(0.1)
         child.watch_task = asyncio.ensure_future(self._watch(child, child.handle))
         try:
-            info = await asyncio.wait_for(child.handle.start.remote(), 60.0)
+            # A few starts at a time: every new actor is a new Python process importing the
+            # engine, and a hundred at once on a small machine would starve each other.
+            async with self._start_slots:
+                info = await asyncio.wait_for(child.handle.start.remote(), _START_TIMEOUT_S)
             child.pid = info.get("pid")
             child.state = "finished" if info.get("finished") else "running"
         except RayActorError:
             pass  # died while starting: the watch task handles it
+        except asyncio.TimeoutError:
+            # Slow, not broken: count it as a restart (with backoff and the restart limit).
+            logger.warning("portfolio %s: asset %s did not start within %.0f s", self.portfolio_id, asset_id,
+                           _START_TIMEOUT_S)
+            asyncio.ensure_future(self._restart(child))
         except Exception as exc:
             # Bad config or data: restarting cannot help, so it is errored at once.
             await self._mark_errored(child, f"start failed: {type(exc).__name__}: {exc}")
@@ -319,7 +349,7 @@ class PortfolioSupervisor:
         child.restart_times.append(now)
         child.restarts += 1
         child.state = "restarting"
-        child.inflight = None
+        child.future = None
         try:
             # Frees the actor's name at once (a dead actor's name stays taken while its
             # owner still holds the handle).
@@ -365,6 +395,7 @@ class PortfolioSupervisor:
             "portfolio_id": self.portfolio_id,
             "running": not self._stop.is_set(),
             "cycles": self.cycles,
+            "steps_total": self.steps_total,
             "uptime_s": round(time.time() - self.started_at, 1),
             "assets": [
                 {
@@ -382,8 +413,10 @@ class PortfolioSupervisor:
         }
 
 
-async def _await_ref(ref: Any) -> Any:
-    return await ref
+async def _await_ref(ref: Any, sent: float, latencies: collections.deque[float]) -> Any:
+    result = await ref
+    latencies.append((time.perf_counter() - sent) * 1000.0)
+    return result
 
 
 __all__ = ["PortfolioSupervisor"]

@@ -85,11 +85,15 @@ class StepOutcome:
         }
 
 
-def client_order_id(asset_id: Any, bar_time_ns: int, sequence: int) -> str:
-    """Deterministic client order id ``{asset}-{bar time ns}-{sequence}`` (the stepwise
-    backtest's format): the same asset deciding at the same bar gets the same id, so a
-    replay after a crash cannot create a second order."""
-    return f"{asset_id}-{bar_time_ns}-{sequence}"
+def client_order_id(asset_id: Any, bar_time_ns: int, what: str) -> str:
+    """Deterministic client order id ``{asset}-{bar time ns}-{what}``.
+
+    ``what`` names the order itself, not its position in the step: ``c{position}`` for a
+    close, ``o{n}`` for the n-th open at this bar. A step replayed after a crash may make
+    fewer decisions than the first run (e.g. only the open of a reversal whose close went
+    through), and must still give each order the id it had the first time, so the broker
+    and the store recognise it instead of confusing it with another order."""
+    return f"{asset_id}-{bar_time_ns}-{what}"
 
 
 def result_summary(result: OrderResult) -> dict[str, Any]:
@@ -146,7 +150,8 @@ class DefaultPipeline(PipelinePlugin):
         # (a reversal is a close, then an open with the position gone) until the strategy
         # holds, an order fails, or ``max_decisions`` orders were sent on this bar.
         outcome: StepOutcome | None = None
-        for sequence in range(int(self.params.get("max_decisions", 4))):
+        opens = 0
+        for _ in range(int(self.params.get("max_decisions", 4))):
             try:
                 decision = await ports.strategy.decide(state.context(), snapshot)
                 if not isinstance(decision, Decision):
@@ -159,11 +164,12 @@ class DefaultPipeline(PipelinePlugin):
                 return outcome or done(action="hold", events=events, reason=decision.parameters.get("reason"))
             # 4: intent -> pending record -> broker -> record.
             try:
-                intent = self.make_intent(state, decision, snapshot, sequence)
+                intent = self.make_intent(state, decision, snapshot, opens)
             except DomainError as exc:
                 return outcome or done(action=str(decision.action), events=events, reason=str(exc))
             if intent is None:
                 return outcome or done(action="hold", events=events, reason="max positions reached")
+            opens += intent.action is Action.OPEN
             outcome = await self._execute(state, intent, ports, done, events, snapshot)
             if not outcome.ok or outcome.order_status in ("rejected", "cancelled"):
                 break
@@ -248,13 +254,15 @@ class DefaultPipeline(PipelinePlugin):
         return recorded
 
     def make_intent(
-        self, state: AssetState, decision: Decision, snapshot: MarketSnapshot, sequence: int
+        self, state: AssetState, decision: Decision, snapshot: MarketSnapshot, opens: int = 0
     ) -> OrderIntent | None:
-        """Turn an open/close decision into an intent; ``None`` when the position limit
-        refuses it. Raises ``DomainError`` for a decision that makes no sense."""
+        """Turn an open/close decision into an intent (``opens``: opens already made at this
+        bar); ``None`` when the position limit refuses it. Raises ``DomainError`` for a
+        decision that makes no sense."""
         params: Mapping[str, Any] = decision.parameters
         bar_time = snapshot.timestamp
-        cid = client_order_id(state.asset_id, int(snapshot.data.timestamps[snapshot.index]), sequence)
+        bar_ns = int(snapshot.data.timestamps[snapshot.index])
+        cid = client_order_id(state.asset_id, bar_ns, f"o{opens}")
         if decision.action is Action.OPEN:
             held = sum(1 for pid in state.positions if pid not in state.closing)
             if self.params.get("enforce_max_positions", True) and held >= state.max_positions:
@@ -278,6 +286,7 @@ class DefaultPipeline(PipelinePlugin):
         position = state.positions.get(position_id)
         if position is None or position_id in state.closing:
             raise DomainError(f"close decision names position {position_id!r}, which is not open")
+        cid = client_order_id(state.asset_id, bar_ns, f"c{position_id}")
         return OrderIntent(
             client_order_id=cid, portfolio_id=state.portfolio_id, asset_id=state.asset_id,
             symbol=state.symbol, action=Action.CLOSE, side=position.side.opposite,

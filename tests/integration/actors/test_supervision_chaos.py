@@ -93,7 +93,10 @@ def test_kill_asset_actors_while_trading(ray_session, sqlite_store, sqlite_db_ur
                 assert order.filled_price == price
         # Open positions: exactly the broker's, each with its opening order.
         positions = sqlite_store.list_positions(asset_id=asset_id, is_open=True, page=PageRequest(limit=500)).items
-        assert {p.broker_position_id for p in positions} == {v.position_id for v in open_at_broker[key]}
+        assert {p.broker_position_id for p in positions} == {v.position_id for v in open_at_broker[key]}, (
+            [(o.client_order_id, o.action, o.status.value, o.position_id, o.details) for o in orders[-6:]],
+            [(a.details.get("kind"), a.details.get("reason")) for a in sqlite_store.list_audit_logs(
+                action="asset.step_failed", page=PageRequest(limit=50)).items])
         assert all(p.opening_order_id is not None for p in positions)
         total_orders += len(sent)
     assert total_orders > 50
