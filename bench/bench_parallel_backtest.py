@@ -14,7 +14,9 @@
 (d) the design choice behind (a): the same batch with every task re-reading its CSV
     instead of sharing the parsed arrays.
 
-Every figure is measured in the same run, against the reference beside it. The data
+Every figure is measured in the same run, against the reference beside it; this
+process lowers itself to the Ray workers' niceness (15) first, so on a shared machine
+the sequential reference and the tasks compete for CPU on equal terms. The data
 is a seeded synthetic hourly random walk (written to a temporary folder), so the
 script needs nothing outside the repository. Figures are noisy on a shared machine.
 """
@@ -37,6 +39,7 @@ from actors.backtests.execution import execute_run, load_data  # noqa: E402
 from actors.backtests.planning import build_plan  # noqa: E402
 
 STRATEGY = "sma_cross"
+RAY_WORKER_NICENESS = int(os.environ.get("RAY_worker_niceness", "15"))  # Ray's default
 
 
 def write_random_walk(path: Path, bars: int, seed: int) -> None:
@@ -148,11 +151,18 @@ def main() -> int:
     parser.add_argument("--overhead_reps", type=int, default=40)
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip_reload", action="store_true", help="skip measurement (d)")
+    parser.add_argument("--keep_priority", action="store_true",
+                        help="do not lower this process to the Ray workers' niceness")
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions of (a)/(d)")
     args = parser.parse_args()
 
     import ray
 
+    if not args.keep_priority and hasattr(os, "nice"):
+        # Ray starts its workers at niceness 15 (RAY_worker_niceness). On a machine others
+        # share, a reference at niceness 0 would get more CPU than the tasks it is compared
+        # with, so the sequential reference runs at the workers' niceness.
+        os.nice(max(0, RAY_WORKER_NICENESS - os.nice(0)))
     cores = args.cpus
     with tempfile.TemporaryDirectory(prefix="lts-bench-") as tmp:
         folder = Path(tmp)
