@@ -11,7 +11,9 @@ import argparse
 import os
 import secrets
 import string
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
@@ -48,6 +50,38 @@ def generate_password() -> str:
             return candidate
 
 
+def ensure_first_admin(
+    store: Store, config: LTSConfig | Mapping[str, Any], *, username: str = "admin", email: str | None = None
+) -> None:
+    """Create the first admin unless one exists, and say so on stdout.
+
+    The password comes from ``LTS_ADMIN_PASSWORD``; without it a strong one is generated
+    and printed this once (it is stored only as a bcrypt hash). ``lts run`` calls this on
+    an empty database so a newcomer can log in straight away.
+    """
+    admins = store.count_admins()
+    if admins:
+        print(f"an admin already exists ({admins} in total); no user created")
+        return
+    password = os.environ.get(ADMIN_PASSWORD_ENV)
+    generated = not password
+    if generated:
+        password = generate_password()
+    aaa = create_plugin("aaa", str(config["aaa_plugin"]), config)
+    try:
+        password_hash = aaa.hash_password(password)  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise ConfigError(f"{ADMIN_PASSWORD_ENV}: {exc}") from None
+    user = store.create_user(
+        AuditContext.system(), username=username, password_hash=password_hash, email=email, role=Role.ADMIN
+    )
+    print(f"admin user {user.username!r} created (id {user.id})")
+    if generated:
+        print(f"generated admin password (shown only this once, store it now): {password}")
+    else:
+        print(f"admin password taken from {ADMIN_PASSWORD_ENV}")
+
+
 def _prepare_sqlite_directory(url: str) -> None:
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -69,32 +103,7 @@ def run(config: LTSConfig, args: argparse.Namespace) -> int:
         store = Store(engine)
         print(f"schema ready in {shown_url}")
 
-        admins = store.count_admins()
-        if admins:
-            print(f"an admin already exists ({admins} in total); no user created")
-            return 0
-
-        password = os.environ.get(ADMIN_PASSWORD_ENV)
-        generated = not password
-        if generated:
-            password = generate_password()
-        aaa = create_plugin("aaa", str(config["aaa_plugin"]), config)
-        try:
-            password_hash = aaa.hash_password(password)  # type: ignore[attr-defined]
-        except ValueError as exc:
-            raise ConfigError(f"{ADMIN_PASSWORD_ENV}: {exc}") from None
-        user = store.create_user(
-            AuditContext.system(),
-            username=args.admin_username,
-            password_hash=password_hash,
-            email=args.admin_email,
-            role=Role.ADMIN,
-        )
-        print(f"admin user {user.username!r} created (id {user.id})")
-        if generated:
-            print(f"generated admin password (shown only this once, store it now): {password}")
-        else:
-            print(f"admin password taken from {ADMIN_PASSWORD_ENV}")
+        ensure_first_admin(store, config, username=args.admin_username, email=args.admin_email)
         return 0
     finally:
         engine.dispose()

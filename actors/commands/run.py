@@ -43,6 +43,10 @@ def prepare_database(config: LTSConfig | dict[str, Any], seed_demo: bool) -> int
         if missing_tables(store.engine):
             create_schema(store.engine)
             print(f"Created the database schema at {url}")
+        if store.count_admins() == 0:
+            from actors.commands.db import ensure_first_admin
+
+            ensure_first_admin(store, config)
         if seed_demo:
             from actors.demo_data import seed_demo_portfolio
 
