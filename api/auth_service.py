@@ -21,12 +21,11 @@ from engine.errors import DomainError, NotFound
 from engine.plugins.base import AAAPlugin
 from engine.types import utcnow
 from persistence.enums import Role
-from persistence.records import AuditContext, UserRecord
+from persistence.records import AuditContext, SessionOpen, UserRecord
 
 logger = logging.getLogger(__name__)
 
 BAD_CREDENTIALS = "invalid username or password"
-MAX_CHAIN = 32  # refresh rotations followed when checking an access token's login
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +115,13 @@ def login(writer: Any, store: Any, aaa: AAAPlugin, ctx: AuditContext, *, usernam
     family = secrets.token_urlsafe(16)
     tokens = aaa.create_tokens(str(user.id), sid=family)
     user_ctx = ctx.model_copy(update={"user_id": user.id, "is_admin": user.is_admin})
-    # Two writes, two audit rows: the login (resets the failure count, stamps
-    # last_login_at) and the refresh-token session it opens.
-    writer.record_login(user_ctx, user.id)
-    writer.create_session(
-        user_ctx.model_copy(update={"request_id": secrets.token_hex(16)}),
-        user_id=user.id,
-        jti=_refresh_jti(tokens, aaa),
-        family_id=family,
-        expires_at=_refresh_expiry(tokens, aaa),
-    )
+    # One write, one audit row (auth.login): resets the failure count and any lock and
+    # opens the refresh-token session, in one transaction.
+    session = SessionOpen(jti=_refresh_jti(tokens, aaa), family_id=family, expires_at=_refresh_expiry(tokens, aaa))
+    try:
+        writer.record_login(user_ctx, user.id, session=session)
+    except DomainError as exc:  # deactivated between the check above and the write
+        raise Unauthorized(f"login refused: {exc}") from None
     return _issued(tokens)
 
 
@@ -162,24 +158,3 @@ def logout(writer: Any, ctx: AuditContext, family: str) -> int:
         return int(writer.revoke_session_family(ctx, family))
     except NotFound:
         raise Unauthorized("session unknown") from None
-
-
-def session_alive(store: Any, refresh_jti: str, now: datetime | None = None) -> bool:
-    """Whether the login an access token belongs to is still live.
-
-    Starts at the refresh token issued with the access token and follows rotations
-    (``replaced_by_jti``): live when the chain ends in an unrevoked, unexpired session;
-    dead when it ends in a session revoked without successor (logout, reuse detected,
-    user deactivated) or is longer than ``MAX_CHAIN``."""
-    at = now or utcnow()
-    jti: str | None = refresh_jti
-    for _ in range(MAX_CHAIN):
-        if jti is None:
-            return False
-        session = store.get_session(jti)
-        if session is None:
-            return False
-        if session.revoked_at is None:
-            return session.expires_at > at
-        jti = session.replaced_by_jti
-    return False

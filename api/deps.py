@@ -5,6 +5,7 @@ admin-only access and pagination.
 token -> signature and algorithm (HS256 pinned) -> required claims ``exp``/``iat``/
 ``sub``/``jti``/``type`` -> token type ``access`` -> the user exists and is active ->
 the login (token family ``sid``) has not been revoked by logout or refresh-token reuse.
+The database part is one Store read (``Store.login_state``): one round trip per request.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from api.auth_service import session_alive
 from api.engine_handle import EngineHandle
 from api.errors import EngineUnavailable, Forbidden, Unauthorized
 from api.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from api.settings import GatewaySettings
-from engine.errors import NotFound
 from engine.plugins.base import AAAPlugin
 from persistence.records import AuditContext, PageRequest, UserRecord
 
@@ -143,24 +142,23 @@ async def get_current_user(
     family, refresh_jti = claims.get("sid"), claims.get("rjti")
     if not isinstance(family, str) or not isinstance(refresh_jti, str):
         raise Unauthorized("invalid token: no session")
-    user = await services.read(_live_user, services.store, int(sub), refresh_jti)
+    user = await services.read(_live_user, services.store, int(sub), family, refresh_jti)
     ip, agent = request_origin(request)
     caller = Caller(user=user, session_family=family, ip=ip, user_agent=agent)
     request.state.caller = caller  # for auditing a later 403
     return caller
 
 
-def _live_user(store: Any, user_id: int, refresh_jti: str) -> UserRecord:
-    """The token's user if active and its login not revoked (two indexed reads)."""
-    try:
-        user = store.get_user(user_id)
-    except NotFound:
-        raise Unauthorized("user unknown or deactivated") from None
-    if not user.is_active:
+def _live_user(store: Any, user_id: int, family: str, refresh_jti: str) -> UserRecord:
+    """The token's user if active and its login not revoked (one query): the refresh
+    session it was issued with belongs to this user and to the token's login family
+    ``sid``, and that session's rotation chain ends in a live session."""
+    state = store.login_state(user_id, refresh_jti)
+    if state is None or not state.user.is_active:
         raise Unauthorized("user unknown or deactivated")
-    if not session_alive(store, refresh_jti):
+    if not state.session_live or state.session_family != family:
         raise Unauthorized("session revoked; log in again")
-    return user
+    return state.user
 
 
 CurrentUser = Annotated[Caller, Depends(get_current_user)]

@@ -182,6 +182,27 @@ class RotationOutcome(_Record):
     reuse_detected: bool = False
 
 
+class LoginRecord(_Record):
+    """A successful login: the user after its bookkeeping, and the refresh-token session
+    the login opened."""
+
+    user: UserRecord
+    session: SessionRecord
+
+
+class LoginState(_Record):
+    """What checking an access token needs from the database, read in one query.
+
+    ``session_family`` is the login family of the refresh session the token was issued
+    with (None: no such session for this user). ``session_live``: following that session's
+    rotations (``replaced_by_jti``) ends in a session that is neither revoked nor expired.
+    """
+
+    user: UserRecord
+    session_family: str | None
+    session_live: bool
+
+
 class AuditRecord(_Record):
     id: int
     user_id: int | None
@@ -446,6 +467,16 @@ class PositionClose(_Spec):
     swap: Money = Decimal("0")
     closed_at: datetime | None = None
     close_reason: str = Field(default="signal", min_length=1, max_length=64)
+
+
+class SessionOpen(_Spec):
+    """The refresh-token session a login opens (ip and user agent come from the
+    ``AuditContext``). ``issued_at`` defaults to the login time."""
+
+    jti: str = Field(min_length=1, max_length=64)
+    family_id: str = Field(min_length=1, max_length=64)
+    expires_at: datetime
+    issued_at: datetime | None = None
 
 
 class BacktestRunCreate(_Spec):

@@ -12,11 +12,11 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from engine.errors import DomainError, NotFound
-from engine.types import ensure_utc
+from engine.types import ensure_utc, utcnow
 from persistence.enums import AssetStatus, BacktestStatus, OrderStatus, Role
 from persistence.models import (
     Asset,
@@ -39,6 +39,7 @@ from persistence.records import (
     BacktestRunRecord,
     BillingRecordView,
     ConfigRecord,
+    LoginState,
     OrderRecord,
     Page,
     PageRequest,
@@ -54,6 +55,60 @@ from persistence.store._unit import UnitOfWork
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 E = TypeVar("E", bound=StrEnum)
+
+ROTATION_CHAIN_LIMIT = 32
+"""Refresh-token rotations followed when checking an access token's login; a longer
+chain counts as dead (the access token is short-lived: a fresh login fixes it)."""
+
+
+def _login_state_statement() -> Select[Any]:
+    """The user, the family of the presented refresh session and whether its login is
+    live, as ONE statement (one round trip per authenticated request).
+
+    The rotation chain is walked in SQL: start at the refresh session the access token
+    was issued with (``:rjti``, and it must belong to ``:user_id``), follow
+    ``replaced_by_jti`` from each revoked session, stop at the first unrevoked one. The
+    login is live when that last session is unexpired at ``:now``; a chain that ends in a
+    revoked session (logout, reuse detected, user deactivated) or is longer than
+    ``ROTATION_CHAIN_LIMIT`` is dead. Built once: the statement is the same every call.
+    """
+    sessions = UserSession.__table__
+    start = select(
+        sessions.c.jti,
+        sessions.c.family_id,
+        sessions.c.revoked_at,
+        sessions.c.expires_at,
+        sessions.c.replaced_by_jti,
+        literal_column("1", Integer).label("depth"),
+    ).where(sessions.c.jti == bindparam("rjti"), sessions.c.user_id == bindparam("user_id"))
+    chain = start.cte("login_chain", recursive=True)
+    successor = sessions.alias("successor")
+    chain = chain.union_all(
+        select(
+            successor.c.jti,
+            successor.c.family_id,
+            successor.c.revoked_at,
+            successor.c.expires_at,
+            successor.c.replaced_by_jti,
+            chain.c.depth + literal_column("1", Integer),
+        ).where(
+            successor.c.jti == chain.c.replaced_by_jti,
+            chain.c.revoked_at.is_not(None),
+            chain.c.depth < literal_column(str(ROTATION_CHAIN_LIMIT), Integer),
+        )
+    )
+    users = User.__table__
+    family = select(chain.c.family_id).where(chain.c.depth == literal_column("1", Integer)).scalar_subquery()
+    live = exists().where(chain.c.revoked_at.is_(None), chain.c.expires_at > bindparam("now"))
+    return select(
+        *(users.c[name] for name in UserRecord.model_fields),
+        family.label("session_family"),
+        live.label("session_live"),
+    ).where(users.c.id == bindparam("user_id"))
+
+
+_LOGIN_STATE = _login_state_statement()
+_USER_FIELDS = tuple(UserRecord.model_fields)
 
 
 def _enum(kind: type[E], value: Any, field: str) -> E:
@@ -139,6 +194,21 @@ class ReadOps(UnitOfWork):
     def count_admins(self) -> int:
         with self._read_sessions() as session:
             return int(session.scalar(select(func.count()).where(User.role == Role.ADMIN.value)) or 0)
+
+    def login_state(
+        self, user_id: int, refresh_jti: str, *, now: datetime | None = None
+    ) -> LoginState | None:
+        """The user and the state of the login an access token belongs to (identified by
+        the refresh session ``refresh_jti`` it was issued with), in one query; None when
+        the user does not exist. See ``_login_state_statement`` for what "live" means."""
+        at = ensure_utc(now) if now is not None else utcnow()
+        # A Core statement on a plain connection: no ORM session to build for one row.
+        with self._read_sessions.kw["bind"].connect() as conn:
+            row = conn.execute(_LOGIN_STATE, {"user_id": user_id, "rjti": refresh_jti, "now": at}).first()
+        if row is None:
+            return None
+        user = UserRecord.model_validate(dict(zip(_USER_FIELDS, row, strict=False)))
+        return LoginState(user=user, session_family=row.session_family, session_live=bool(row.session_live))
 
     def get_session(self, jti: str) -> SessionRecord | None:
         with self._read_sessions() as session:

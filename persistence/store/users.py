@@ -12,9 +12,16 @@ from engine.errors import DomainError, NotFound
 from engine.types import ensure_utc, utcnow
 from persistence.enums import Role
 from persistence.models import AuditLog, User, UserSession
-from persistence.records import AuditContext, RotationOutcome, SessionRecord, UserRecord
+from persistence.records import (
+    AuditContext,
+    LoginRecord,
+    RotationOutcome,
+    SessionOpen,
+    SessionRecord,
+    UserRecord,
+)
 from persistence.store._replay import count_from_details, target_record
-from persistence.store._unit import Change, UnitOfWork, write_op
+from persistence.store._unit import Change, UnitOfWork, coerce, write_op
 
 _user_replay = target_record(User, UserRecord)
 _session_replay = target_record(UserSession, SessionRecord)
@@ -187,20 +194,42 @@ class UserOps(UnitOfWork):
 
     @write_op("users")
     def record_login(
-        self, ctx: AuditContext, user_id: int, *, now: datetime | None = None
-    ) -> UserRecord:
-        """A successful login: resets the failure count and any lock."""
-        at = ensure_utc(now) if now is not None else utcnow()
+        self,
+        ctx: AuditContext,
+        user_id: int,
+        *,
+        session: SessionOpen | dict[str, Any],
+        now: datetime | None = None,
+    ) -> LoginRecord:
+        """A successful login, as ONE change with one ``auth.login`` audit row: resets the
+        failure count and any lock, stamps ``last_login_at`` and opens the login's first
+        refresh-token session (ip and user agent from ``ctx``).
 
-        def apply(session: Session) -> Change[UserRecord]:
+        The audit row names the user and the new session's id and family, never a token.
+        A deactivated user gets a DomainError and nothing changes."""
+        spec = coerce(SessionOpen, session, "record_login.session")
+        at = ensure_utc(now) if now is not None else utcnow()
+        issued = spec.issued_at if spec.issued_at is not None else at
+        if spec.expires_at <= issued:
+            raise DomainError("record_login.session.expires_at: must be after issued_at")
+
+        def apply(session: Session) -> Change[LoginRecord]:
             user = self._user(session, user_id)
+            if not user.is_active:
+                raise DomainError(f"user {user_id} is deactivated")
             user.failed_login_count = 0
             user.locked_until = None
             user.last_login_at = at
-            session.flush()
-            return Change(UserRecord.model_validate(user), "auth.login", "user", user_id, {})
+            row = _add_session(session, ctx, user_id, spec.jti, spec.family_id, issued, spec.expires_at)
+            return Change(
+                LoginRecord(user=UserRecord.model_validate(user), session=SessionRecord.model_validate(row)),
+                "auth.login",
+                "user",
+                user_id,
+                {"session_id": row.id, "family_id": spec.family_id},
+            )
 
-        return self._run(ctx, apply, _user_replay)
+        return self._run(ctx, apply, _login_replay)
 
     # ------------------------------------------------------------------ sessions
 
@@ -227,17 +256,7 @@ class UserOps(UnitOfWork):
             user = self._user(session, user_id)
             if not user.is_active:
                 raise DomainError(f"user {user_id} is deactivated")
-            row = UserSession(
-                jti=jti,
-                family_id=family_id,
-                user_id=user_id,
-                issued_at=issued,
-                expires_at=expires,
-                ip=ctx.ip,
-                user_agent=ctx.user_agent,
-            )
-            session.add(row)
-            session.flush()
+            row = _add_session(session, ctx, user_id, jti, family_id, issued, expires)
             return Change(
                 SessionRecord.model_validate(row),
                 "session.create",
@@ -377,6 +396,39 @@ class UserOps(UnitOfWork):
             return Change(count, "session.revoke_all", "user", user_id, {"count": count})
 
         return self._run(ctx, apply, count_from_details)
+
+
+def _add_session(
+    session: Session,
+    ctx: AuditContext,
+    user_id: int,
+    jti: str,
+    family_id: str,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> UserSession:
+    """Insert one refresh-token session (flushed: its id is known)."""
+    row = UserSession(
+        jti=jti,
+        family_id=family_id,
+        user_id=user_id,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        ip=ctx.ip,
+        user_agent=ctx.user_agent,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _login_replay(session: Session, row: AuditLog) -> LoginRecord:
+    """A resent login returns the user and the session the first delivery opened."""
+    user = session.get(User, int(row.target_id)) if row.target_id is not None else None
+    opened = session.get(UserSession, int(row.details.get("session_id", 0)))
+    if user is None or opened is None:
+        raise NotFound(f"login {row.request_id}: its user or session no longer exists")
+    return LoginRecord(user=UserRecord.model_validate(user), session=SessionRecord.model_validate(opened))
 
 
 def _revoke_where(session: Session, condition: Any, at: datetime | None = None) -> int:

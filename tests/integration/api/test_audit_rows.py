@@ -73,16 +73,36 @@ def test_every_state_changing_2xx_writes_exactly_one_audit_row(gateway: Gateway)
     _one_row(gateway, boss, "PATCH", f"/api/users/{user.user_id}", {"is_active": False}, "user.deactivate", "user")
 
 
-def test_login_writes_its_two_changes(gateway: Gateway) -> None:
-    """A login changes two things (the user's login bookkeeping and a new refresh
-    session) and the Store has one operation for each: two rows, never more or fewer."""
-    user_id = gateway.make_user("twice")
-    before = gateway.audit_count()
-    gateway.login("twice")  # also calls GET /api/users/me: a read, no row
-    rows = gateway.store.list_audit_logs(page=None).items[: gateway.audit_count() - before]
-    assert gateway.audit_count() == before + 2
-    assert sorted(r.action for r in rows) == ["auth.login", "session.create"]
-    assert {r.user_id for r in rows} == {user_id} and {r.ip for r in rows} == {CLIENT_IP}
+def test_a_login_writes_exactly_one_audit_row_naming_its_session(gateway: Gateway) -> None:
+    """A login resets the failure count and opens a refresh session in ONE Store write:
+    one ``auth.login`` row that names the session, never a token."""
+    user_id = gateway.make_user("once")
+    assert gateway.client.post("/api/auth/login", json={"username": "once", "password": "Wrong12345"}).status_code == 401
+    assert gateway.store.get_user(user_id).failed_login_count == 1
+
+    resp = _one_row(gateway, None, "POST", "/api/auth/login", {"username": "once", "password": PASSWORD}, "auth.login", "user")
+    row = _newest(gateway)
+    tokens = resp.json()
+    refresh_jti = gateway.aaa.decode_token(tokens["refresh_token"], "refresh")["jti"]
+    session = gateway.store.get_session(refresh_jti)
+    assert session is not None and session.revoked_at is None and session.ip == CLIENT_IP
+    assert (row.user_id, row.target_id) == (user_id, str(user_id))
+    assert row.details == {"session_id": session.id, "family_id": session.family_id}
+    for secret in (tokens["access_token"], tokens["refresh_token"], refresh_jti):
+        assert secret not in str(row.details)
+    user = gateway.store.get_user(user_id)
+    assert (user.failed_login_count, user.locked_until) == (0, None) and user.last_login_at is not None
+
+
+def test_refresh_and_logout_each_write_exactly_one_audit_row(gateway: Gateway) -> None:
+    gateway.make_user("cycler")
+    user = gateway.login("cycler")
+    for _ in range(2):
+        resp = _one_row(gateway, None, "POST", "/api/auth/refresh", {"refresh_token": user.refresh_token}, "session.rotate", "session")
+        user = UserSession(user.username, user.user_id, resp.json()["access_token"], resp.json()["refresh_token"])
+    _one_row(gateway, user, "POST", "/api/auth/logout", None, "session.revoke_family", "session_family")
+    assert _newest(gateway).details["count"] == 1  # the one live session of the login
+    assert gateway.client.get("/api/users/me", headers=user.headers).status_code == 401
 
 
 def test_reads_and_refused_writes_write_no_change_rows(gateway: Gateway) -> None:

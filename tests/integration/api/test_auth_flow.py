@@ -92,7 +92,6 @@ def test_seed_flow_over_real_uvicorn(live_gateway: Gateway) -> None:
     actions = [r.action for r in reversed(rows)]
     assert actions == [
         "auth.login",
-        "session.create",
         "portfolio.create",
         "asset.create",
         "asset.activate",

@@ -124,6 +124,22 @@ def test_deactivated_users_token(live_gateway: Gateway, victim: UserSession) -> 
     assert login.status_code == 401
 
 
+def test_a_signed_token_naming_another_login_is_refused(live_gateway: Gateway, victim: UserSession) -> None:
+    """Even with the signing secret, a token's subject, login family (``sid``) and refresh
+    session (``rjti``) must belong together."""
+    genuine = jwt.encode(_claims(victim, victim.access_token), TEST_SECRET, algorithm="HS256")
+    assert live_gateway.client.get(PROTECTED, headers=bearer(genuine)).status_code == 200  # re-signing alone is fine
+    other_name = unique("other")
+    live_gateway.make_user(other_name)
+    other = jwt.decode(live_gateway.login(other_name).access_token, options={"verify_signature": False})
+    foreign = _claims(victim, victim.access_token, sid=other["sid"], rjti=other["rjti"])
+    _assert_401(live_gateway, bearer(jwt.encode(foreign, TEST_SECRET, algorithm="HS256")))
+    second = jwt.decode(live_gateway.login(victim.username).access_token, options={"verify_signature": False})
+    mixed = _claims(victim, victim.access_token, sid=second["sid"])  # own live session, other login's family
+    body = _assert_401(live_gateway, bearer(jwt.encode(mixed, TEST_SECRET, algorithm="HS256")))
+    assert "session revoked" in body["error"]["message"]
+
+
 @pytest.mark.parametrize(
     "header",
     [

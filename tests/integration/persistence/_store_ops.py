@@ -25,6 +25,7 @@ from persistence.records import (
     PortfolioCreate,
     PositionClose,
     PositionOpen,
+    SessionOpen,
 )
 from persistence.store import Store
 from tests.fixtures.db_fixtures import SeededPortfolio, seed_owner_portfolio
@@ -203,7 +204,13 @@ OP_CASES: dict[str, Callable[[World], tuple[Call, str]]] = {
     "record_failed_login": lambda w: (
         lambda ctx: w.store.record_failed_login(ctx, w.owner_id, max_attempts=5, lockout_s=60), "auth.login_failed"
     ),
-    "record_login": lambda w: (lambda ctx: w.store.record_login(ctx, w.owner_id), "auth.login"),
+    "record_login": lambda w: (
+        lambda ctx: w.store.record_login(
+            ctx, w.owner_id, session=SessionOpen(jti=w.unique("jti"), family_id=w.unique("fam"),
+                                                 expires_at=utcnow() + timedelta(days=1)),
+        ),
+        "auth.login",
+    ),
     "create_session": lambda w: (
         lambda ctx: w.store.create_session(
             ctx, user_id=w.owner_id, jti=w.unique("jti"), family_id="f", expires_at=utcnow() + timedelta(hours=1)

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,8 +22,9 @@ from actors.persistence_actor import (
     start_persistence_actor,
 )
 from engine.errors import NotFound
+from engine.types import utcnow
 from persistence.models import Order
-from persistence.records import AuditContext, OrderIntent
+from persistence.records import AuditContext, LoginRecord, OrderIntent, SessionOpen
 from persistence.store import Store
 from tests.fixtures.db_fixtures import SeededPortfolio, seed_owner_portfolio
 
@@ -104,6 +106,29 @@ def test_domain_errors_come_back_as_errors_and_are_not_resent(
                 {"client_order_id": "x", "portfolio_id": 999, "asset_id": 1, "side": "buy", "quantity": 1},
             )
         assert client.resends == 0
+    finally:
+        ray_session.kill(handle)
+
+
+def test_a_login_through_the_actor_is_one_write_with_one_audit_row_and_a_resend_replays_it(
+    ray_session: Any, sqlite_db_url: str, sqlite_store: Store, actor_name: str
+) -> None:
+    """The gateway's login path when the engine runs: record_login travels with its
+    session spec, commits once, and a resend returns the first result."""
+    user = sqlite_store.create_user(AuditContext.system(), username="ann", password_hash="h")
+    handle = _start(ray_session, sqlite_db_url, actor_name)
+    client = PersistenceClient(handle)
+    ctx = AuditContext(user_id=user.id, ip="192.0.2.9", request_id="gateway-login-1")
+    opening = SessionOpen(jti="actor-jti", family_id="actor-fam", expires_at=utcnow() + timedelta(days=7))
+    try:
+        before = sqlite_store.list_audit_logs().total
+        login = client.write_sync("record_login", ctx, user.id, session=opening)
+        assert isinstance(login, LoginRecord) and login.session == sqlite_store.get_session("actor-jti")
+        assert sqlite_store.list_audit_logs().total == before + 1
+        assert client.write_sync("record_login", ctx, user.id, session=opening) == login
+        assert sqlite_store.list_audit_logs().total == before + 1
+        state = sqlite_store.login_state(user.id, "actor-jti")
+        assert state is not None and (state.session_family, state.session_live) == ("actor-fam", True)
     finally:
         ray_session.kill(handle)
 

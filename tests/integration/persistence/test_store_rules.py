@@ -17,6 +17,7 @@ from persistence.records import (
     PortfolioCreate,
     PositionClose,
     PositionOpen,
+    SessionOpen,
     Viewer,
 )
 from persistence.store import Store
@@ -181,8 +182,13 @@ def test_failed_logins_lock_the_user_and_a_good_login_resets(world: World) -> No
     assert (user.failed_login_count, user.locked_until) == (2, None)
     user = world.store.record_failed_login(SYSTEM, world.owner_id, max_attempts=3, lockout_s=300, now=now)
     assert user.is_locked(now + timedelta(seconds=299)) and not user.is_locked(now + timedelta(seconds=301))
-    user = world.store.record_login(SYSTEM, world.owner_id, now=now)
+    login = world.store.record_login(
+        SYSTEM, world.owner_id, now=now,
+        session=SessionOpen(jti="j-reset", family_id="f-reset", expires_at=now + timedelta(days=1)),
+    )
+    user = login.user
     assert (user.failed_login_count, user.locked_until, user.last_login_at) == (0, None, now)
+    assert world.store.get_user(world.owner_id) == user
 
 
 def test_rotating_a_refresh_token_twice_revokes_its_whole_family(world: World) -> None:
