@@ -12,7 +12,15 @@ config) adds one hop per decision but lets a heavy strategy sit on its own CPU/G
 On every (re)start the actor rebuilds its state from the database (open positions,
 pending intents) and reconciles them with the broker by client order id *before* its first
 decision (``start``). The supervisor, not Ray, restarts this actor (``max_restarts=0``),
-so it can count restarts, back off and give up.
+so it can count restarts, back off and give up. When the broker actor restarts (its
+accounts are in memory), the supervisor calls ``reattach_broker``: the asset hands the new
+broker its journal from the database (``actors.broker_journal``) and rebuilds its state
+again, keeping its place in the data.
+
+Each step's result carries the asset's open positions and equity (allocated capital +
+realized P&L + open P&L at the bar's close); the supervisor sums them into the
+per-portfolio gauges. Counters (steps, decisions, orders) are counted by the supervisor
+from the results, once per statistics flush, not here per step.
 """
 
 from __future__ import annotations
@@ -68,7 +76,10 @@ class AssetActor:
                 self._started = True
             return self._info()
 
-    async def _build(self) -> None:
+    async def _build(self, resume_index: int | None = None, finished: bool = False) -> None:
+        """Load everything and rebuild the state from the database. ``resume_index``: the
+        bar this (still running) actor is at, when it re-attaches to a restarted broker."""
+        from actors.broker_journal import load_journal
         from engine.plugins.loader import create_plugin
 
         record = await self.store.asset(self.asset_id)
@@ -95,14 +106,52 @@ class AssetActor:
                                predictions=predictions)
         await self.store.audit_asset_started(self.portfolio_id, self.asset_id, os.getpid())
         self.state = await self.store.rebuild_state(record)
+        self.state.realized_pnl = await self._realized_pnl()
+        if not broker.attached_before:
+            # A new account, or the broker actor restarted since this asset last attached:
+            # hand it what the database knows (nothing to do on a fresh start).
+            journal = await load_journal(
+                self.store, self.asset_id, self.data if broker.bar_driven else None,
+                cursor=None if resume_index is None else resume_index - 1, finished=finished)
+            if journal:
+                info = await broker.restore(journal)
+                if info.get("missing"):
+                    logger.error("asset %s: the restored broker account lacks open positions %s",
+                                 self.asset_id, info["missing"])
         # Resume where the broker's account is: re-running the bar it last processed is
         # safe (same client order ids, idempotent advance), skipping one is not.
-        self.index = max(broker.cursor, 0)
-        if broker.finished:
+        self.index = max(broker.cursor, self.index, 0)  # a config reload never rewinds
+        if broker.finished or finished:
             self.state.finished = True
         await self.pipeline.sync_with_broker(self.state, self.ports, None)  # reconcile first
         logger.info("asset %s (portfolio %s): started at bar %d with %d open positions, %d pending",
                     self.asset_id, self.portfolio_id, self.index, len(self.state.positions), len(self.state.pending))
+
+    async def _realized_pnl(self) -> Decimal:
+        """The P&L of every position this asset closed, from the database."""
+        from persistence.records import MAX_PAGE_SIZE, PageRequest
+
+        total, offset = Decimal("0"), 0
+        while True:
+            page = await self.store.read("list_positions", asset_id=self.asset_id, is_open=False,
+                                         page=PageRequest(offset=offset, limit=MAX_PAGE_SIZE))
+            items = list(getattr(page, "items", page))
+            total += sum((p.realized_pnl for p in items), Decimal("0"))
+            if len(items) < MAX_PAGE_SIZE:
+                return total
+            offset += len(items)
+
+    async def reattach_broker(self) -> dict[str, Any]:
+        """The broker actor restarted: restore this asset's account there from the database
+        and rebuild the state, keeping the place in the data (after the step in flight)."""
+        async with self._lock:
+            if self._started and not self._stopping:
+                assert self.state is not None
+                finished = self.state.finished
+                self._started = False
+                await self._build(resume_index=self.index, finished=finished)
+                self._started = True
+            return self._info()
 
     async def stop(self) -> bool:
         """Finish the in-flight step (if any) and refuse new ones."""
@@ -132,40 +181,41 @@ class AssetActor:
             if self.state.finished:
                 return {"asset_id": self.asset_id, "ok": True, "action": "none", "reason": "finished", "finished": True}
             started = time.perf_counter()
-            outcome = await self._one_step()
+            outcome, price = await self._one_step()
             result = outcome.as_dict()
             if self.mode == "simulation" and self.data is not None and self.index >= len(self.data):
                 await self.pipeline.finish(self.state, self.ports)
                 result["finished"] = True
-            self._observe(outcome, time.perf_counter() - started)
+            result["open_positions"] = len(self.state.positions)
+            result["equity"] = str(self.state.equity(price))
+            self._observe(time.perf_counter() - started)
             self._last = result
             self._steps += 1
             return result
 
-    async def _one_step(self) -> StepOutcome:
+    async def _one_step(self) -> tuple[StepOutcome, float | None]:
+        """One pipeline step; returns its outcome and the bar's close (for the equity)."""
         assert self.state is not None
         if self.mode == "simulation" and self.data is not None:
             snapshot = MarketSnapshot(self.data, self.index)
             outcome = await self.pipeline.run_step(self.state, snapshot, self.ports)
             self.index += 1  # a failed step is skipped, not retried (INT-04)
-            return outcome
+            return outcome, float(self.data.close[snapshot.index])
         # Live: the newest bar of the feed (the broker's prices) at wall-clock time.
-        self.data = await self.ports.broker.live_data(self.data, self.record.symbol)
+        try:
+            self.data = await self.ports.broker.live_data(self.data, self.record.symbol)
+        except Exception as exc:  # no price this heartbeat: skipped and reported (INT-04)
+            logger.warning("asset %s: no live price: %s", self.asset_id, exc)
+            return StepOutcome(asset_id=self.asset_id, index=-1, bar_time=None, ok=False, action="none",
+                               error_kind="broker", reason=f"{type(exc).__name__}: {exc}"[:500]), None
         snapshot = MarketSnapshot(self.data, len(self.data) - 1)
-        return await self.pipeline.run_step(self.state, snapshot, self.ports)
+        return await self.pipeline.run_step(self.state, snapshot, self.ports), float(self.data.close[-1])
 
-    def _observe(self, outcome: StepOutcome, seconds: float) -> None:
+    def _observe(self, seconds: float) -> None:
+        """The step latency histogram (observed here, where the steps run in parallel)."""
         metrics = engine_metrics()
-        if metrics is None:
-            return
-        portfolio = str(self.portfolio_id)
-        metrics.steps.inc(tags=tags(portfolio=portfolio, outcome="ok" if outcome.ok else outcome.error_kind))
-        metrics.decisions.inc(tags=tags(portfolio=portfolio, action=outcome.action))
-        metrics.step_latency.observe(seconds * 1000.0, tags=tags(portfolio=portfolio))
-        if outcome.order_status:
-            metrics.orders.inc(tags=tags(portfolio=portfolio, status=outcome.order_status))
-        if outcome.error_kind == "prediction":
-            metrics.prediction_errors.inc(tags=tags(source="asset"))
+        if metrics is not None:
+            metrics.step_latency.observe(seconds * 1000.0, tags=tags(portfolio=self.portfolio_id))
 
     # ------------------------------------------------------------------ introspection
 

@@ -13,7 +13,13 @@ own data. The actor adds what a plugin should not have to care about:
 * one call at a time per account (plugins are not thread-safe), blocking I/O brokers run
   in a thread so other accounts keep going;
 * a record of every result per account, which tests and ``lts status`` compare with the
-  database.
+  database;
+* recovery after its own restart: Ray brings the process back (``max_restarts``) but not
+  the accounts, so each asset re-attaches (its supervisor watches this actor, see
+  ``watch``) and hands ``restore_account`` a journal read from the database
+  (``actors.broker_journal``): simulation accounts are rebuilt by deterministic replay,
+  live accounts learn which client order ids were already sent (a resend is looked up at
+  the broker, never placed twice) and which were cancelled by reconciliation.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,6 +36,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from actors.broker_journal import AccountJournal, bar_index
 from actors.metrics import engine_metrics, tags
 from engine.errors import OrderRejected, TemporaryError
 from engine.plugins.base import BrokerPlugin
@@ -62,6 +70,8 @@ class _Account:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     results: dict[str, OrderResult] = field(default_factory=dict)  # client order id -> first result
     refused: set[str] = field(default_factory=set)  # ids reconciled as "never received"
+    sent_before_restart: set[str] = field(default_factory=set)  # live: ids a dead incarnation sent
+    attached: set[Any] = field(default_factory=set)  # assets that opened or restored it in this incarnation
     events: list[OrderResult] = field(default_factory=list)  # broker-initiated results, in order
     closes: dict[str, OrderResult] = field(default_factory=dict)  # position id -> close result
     data: Any = None  # MarketData of a bar-driven account
@@ -74,7 +84,7 @@ class BrokerActor:
 
     RAY_OPTIONS: dict[str, Any] = {
         "num_cpus": 0,
-        "max_restarts": -1,  # the process comes back; in-memory accounts do not (documented)
+        "max_restarts": -1,  # the process comes back; the accounts are restored by their assets
         "max_concurrency": 1000,
     }
 
@@ -82,6 +92,7 @@ class BrokerActor:
         self._accounts: dict[str, _Account] = {}
         self._retry_attempts = retry_attempts
         self._retry_max_wait_s = retry_max_wait_s
+        self._forever = asyncio.Event()  # never set: ``watch`` fails only when this process dies
 
     # ----------------------------------------------------------------- accounts
 
@@ -91,9 +102,12 @@ class BrokerActor:
         broker_name: str,
         broker_config: Mapping[str, Any],
         market_data: Any | None = None,
+        asset_id: Any = None,
     ) -> dict[str, Any]:
-        """Create the account ``key`` unless it exists; returns its cursor and whether it
-        is new. ``market_data`` (a ``MarketData``) feeds bar-driven simulation brokers."""
+        """Create the account ``key`` unless it exists; returns its cursor, whether it is
+        new, and whether ``asset_id`` attached to it before in this incarnation (if not,
+        after a restart of this actor, the asset calls ``restore_account``).
+        ``market_data`` (a ``MarketData``) feeds bar-driven simulation brokers."""
         account = self._accounts.get(key)
         if account is None:
             from engine.plugins.loader import create_plugin
@@ -107,8 +121,62 @@ class BrokerActor:
             new = True
         else:
             new = False
-        return {"cursor": account.cursor, "new": new, "finished": account.finished,
+        attached_before = asset_id in account.attached
+        account.attached.add(asset_id)
+        return {"cursor": account.cursor, "new": new, "finished": account.finished, "attached_before": attached_before,
+                "bar_driven": account.data is not None,
                 "lazy_advance": account.broker_name in EVENTLESS_BAR_BROKERS and account.data is not None}
+
+    async def restore_account(self, key: str, journal: AccountJournal) -> dict[str, Any]:
+        """Rebuild account ``key`` from an asset's ``journal`` after this actor restarted.
+
+        A bar-driven (simulation) account that has seen nothing yet in this incarnation is
+        rebuilt by replaying the journal's orders at their bars, then the bars up to the
+        journal's cursor (and the end-of-data close if the simulation had finished). A live
+        account records the ids already sent (a resend is looked up, not placed) and the
+        refused ones. Returns ``cursor``, ``finished``, ``replayed`` and ``missing``: the
+        database's open positions the rebuilt account does not know (a divergence, logged)."""
+        account = self._account(key)
+        async with account.lock:
+            account.refused.update(journal.refused)
+            account.attached.add(journal.asset_id)
+            replayed, missing = 0, []
+            if account.data is None:
+                account.sent_before_restart.update(o.client_order_id for o in journal.orders)
+            elif account.cursor < 0 and not account.results:
+                replayed = self._replay(account, journal)
+                known = {p.position_id for p in account.broker.get_open_orders()} | set(account.closes)
+                missing = sorted(set(journal.open_position_ids) - known)
+                if missing:
+                    logger.error("broker account %s: replay of asset %s left the database's open positions %s "
+                                 "unknown", key, journal.asset_id, missing)
+            logger.info("broker account %s restored for asset %s: %d orders replayed, cursor %d",
+                        key, journal.asset_id, replayed, account.cursor)
+            return {"cursor": account.cursor, "finished": account.finished, "replayed": replayed, "missing": missing}
+
+    def _replay(self, account: _Account, journal: AccountJournal) -> int:
+        """Deterministic replay into a fresh simulation account (lock held)."""
+        replayed = 0
+        for order in journal.orders:
+            if order.bar_ns is not None:
+                self._advance_locked(account, bar_index(account.data, order.bar_ns))
+            try:
+                result = _as_result(account.broker.execute_order(order.action, dict(order.parameters)))
+            except OrderRejected as exc:
+                result = OrderResult(success=False, client_order_id=order.client_order_id,
+                                     status=OrderStatus.REJECTED, reason=str(exc))
+            if result.client_order_id is None:
+                result = result.model_copy(update={"client_order_id": order.client_order_id})
+            account.results[order.client_order_id] = result
+            if result.close_price is not None and result.position_id:
+                account.closes[result.position_id] = result
+            replayed += 1
+        self._advance_locked(account, journal.cursor)
+        if journal.finished and not account.finished:
+            account.finished = True
+            method = getattr(account.broker, "close_all", None)
+            self._remember_events(account, _as_results(method("end")) if method is not None else [])
+        return replayed
 
     # ----------------------------------------------------------------- orders
 
@@ -127,6 +195,14 @@ class BrokerActor:
             if cid and cid in account.refused:
                 return OrderResult(success=False, client_order_id=cid, status=OrderStatus.REJECTED,
                                    reason="client order id was cancelled by reconciliation")
+            if cid and cid in account.sent_before_restart:
+                # Sent by the previous incarnation of this actor: look it up, never resend.
+                found = await self._plugin_find(account, cid)
+                if found is not None:
+                    account.results[cid] = found
+                    return found
+                return OrderResult(success=False, client_order_id=cid, status=OrderStatus.REJECTED,
+                                   reason="sent before the broker actor restarted and unknown to the broker now")
             try:
                 result = await self._with_retries(account, account.broker.execute_order, action, dict(parameters))
             except OrderRejected as exc:
@@ -154,27 +230,44 @@ class BrokerActor:
                     return event
             if client_order_id in account.results:
                 return account.results[client_order_id]
+            if account.data is None:
+                # A live broker may know the order although this incarnation never sent it
+                # (sent before a restart of this actor): ask it by client order id.
+                found = await self._plugin_find(account, client_order_id)
+                if found is not None:
+                    account.results[client_order_id] = found
+                    return found
             account.refused.add(client_order_id)
             return None
+
+    async def _plugin_find(self, account: _Account, client_order_id: str) -> OrderResult | None:
+        method = getattr(account.broker, "find_order", None)
+        if not callable(method):
+            return None
+        found = method(client_order_id) if account.inline else await asyncio.to_thread(method, client_order_id)
+        return None if found is None else _as_result(found)
 
     async def advance(self, key: str, index: int) -> list[OrderResult]:
         """Bar-driven brokers: process bars up to ``index`` (idempotent; a bar already
         processed gives ``[]``). Live brokers: ``[]``."""
         account = self._account(key)
         async with account.lock:
-            if index <= account.cursor or account.finished:
-                return []
-            produced: list[OrderResult] = []
-            data = account.data
-            if data is not None:
-                # Every bar since the last one seen, in order: stops and fills must not skip bars.
-                for bar in range(account.cursor + 1, min(index, len(data) - 1) + 1):
-                    produced.extend(_as_results(account.broker.on_bar(
-                        bar, int(data.timestamps[bar]), float(data.open[bar]), float(data.high[bar]),
-                        float(data.low[bar]), float(data.close[bar]))))
-            account.cursor = index
-            self._remember_events(account, produced)
-            return produced
+            return self._advance_locked(account, index)
+
+    def _advance_locked(self, account: _Account, index: int) -> list[OrderResult]:
+        if index <= account.cursor or account.finished:
+            return []
+        produced: list[OrderResult] = []
+        data = account.data
+        if data is not None:
+            # Every bar since the last one seen, in order: stops and fills must not skip bars.
+            for bar in range(account.cursor + 1, min(index, len(data) - 1) + 1):
+                produced.extend(_as_results(account.broker.on_bar(
+                    bar, int(data.timestamps[bar]), float(data.open[bar]), float(data.high[bar]),
+                    float(data.low[bar]), float(data.close[bar]))))
+        account.cursor = index
+        self._remember_events(account, produced)
+        return produced
 
     async def finish(self, key: str) -> list[OrderResult]:
         """End of a simulation: close everything at the last close (once)."""
@@ -199,10 +292,10 @@ class BrokerActor:
         """The account's current price for ``symbol`` (live mode's market data)."""
         account = self._account(key)
         async with account.lock:
-            for name in ("get_current_price", "current_price"):
+            for name in ("get_current_price", "get_price", "current_price"):
                 method = getattr(account.broker, name, None)
                 if callable(method):
-                    args = (symbol,) if name == "get_current_price" else ()
+                    args = () if name == "current_price" else (symbol,)
                     value = method(*args) if account.inline else await asyncio.to_thread(method, *args)
                     if isinstance(value, Mapping):
                         value = value.get("mid") or value.get("price") or value.get("close")
@@ -231,6 +324,14 @@ class BrokerActor:
 
     async def ping(self) -> str:
         return "ok"
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def watch(self) -> None:
+        """Never returns: a supervisor awaits it to learn at once that this actor died
+        (and that its assets must re-attach to the restarted one)."""
+        await self._forever.wait()
 
     # ----------------------------------------------------------------- internals
 

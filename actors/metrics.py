@@ -1,9 +1,20 @@
 """Engine metrics exported through ``ray.util.metrics``.
 
-They appear on the Ray dashboard's Metrics page and on each node's Prometheus endpoint
-(``ray start --metrics-export-port``; ``lts run`` prints the dashboard URL). Every name is
-prefixed ``lts_``. Metric objects are created lazily, once per worker process, so importing
-this module in a driver that never started Ray costs nothing.
+They appear on the Ray dashboard's Metrics page and on each node's Prometheus endpoint:
+``http://<node>:<metrics_export_port>/metrics`` (``ray start --metrics-export-port``, or
+``ray._private.worker.global_worker.node.metrics_export_port`` of a local cluster), where
+Ray prefixes every name with ``ray_`` (``ray_lts_steps_total``) and publishes a recorded
+value within about ten seconds (its report interval). Every name is prefixed ``lts_``.
+
+Who records what: the portfolio supervisor counts steps (by outcome), decisions (by
+action), orders (by status) and broker / prediction step failures from the step results,
+and sets the per-portfolio gauges (open positions, equity) — all once per statistics
+flush (about a second), not per step; it also counts asset restarts. Asset actors observe
+the step latency histogram (where the steps run in parallel); the broker and prediction
+actors count their own call failures.
+
+Metric objects are created lazily, once per worker process, and only where Ray is
+initialised, so importing this module elsewhere (unit tests, a CLI) costs nothing.
 """
 
 from __future__ import annotations
@@ -61,6 +72,10 @@ def engine_metrics() -> EngineMetrics | None:
     """This process's metrics, or ``None`` when Ray metrics are unavailable here."""
     global _instance
     if _instance is None:
+        import ray
+
+        if not ray.is_initialized():  # a plain process (unit tests, tools): nothing to export to
+            return None
         with _lock:
             if _instance is None:
                 try:

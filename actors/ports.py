@@ -45,6 +45,9 @@ class ActorBrokerPort:
         self._timeout_s = timeout_s
         self.cursor = int(info.get("cursor", -1))
         self.finished = bool(info.get("finished", False))
+        # False after a broker actor restart (or on first use): the account may need a restore.
+        self.attached_before = bool(info.get("attached_before", True))
+        self.bar_driven = bool(info.get("bar_driven", False))
         # Lazy: the broker's bars produce no results, so the bar travels with the next order.
         self._lazy = bool(info.get("lazy_advance", False))
         self._bar: int | None = None
@@ -64,9 +67,19 @@ class ActorBrokerPort:
         key = account_key(record.broker_plugin, config, record.id, bar_driven)
         handle = ray.get_actor(naming.BROKER, namespace=str(settings.get("ray_namespace", "lts")))
         timeout = float(settings.get("step_timeout_s", 10.0))
-        info = await _call(handle.open_account.remote(key, record.broker_plugin, config, data if bar_driven else None),
-                           timeout, "broker.open_account")
+        info = await _call(handle.open_account.remote(key, record.broker_plugin, config, data if bar_driven else None,
+                                                      record.id), timeout, "broker.open_account")
         return cls(handle, key, timeout, info)
+
+    async def restore(self, journal: Any) -> Mapping[str, Any]:
+        """Rebuild this account in a restarted broker actor from the database's journal
+        (``actors.broker_journal.AccountJournal``); returns what the broker rebuilt."""
+        info = await _call(self._handle.restore_account.remote(self.key, journal), max(self._timeout_s, 60.0),
+                           "broker.restore_account")
+        self.cursor = int(info.get("cursor", self.cursor))
+        self.finished = bool(info.get("finished", self.finished))
+        self.attached_before = True
+        return info
 
     async def advance(self, index: int) -> Sequence[OrderResult]:
         if self._lazy:
@@ -157,6 +170,14 @@ class PredictionActorPort:
 # ---------------------------------------------------------------------- journal
 
 
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Extra order parameters as JSON values (Decimals as strings; floats keep their repr)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        out[str(key)] = value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+    return out
+
+
 def state_from_records(record: Any, positions: Sequence[Any], pending: Sequence[Any]) -> AssetState:
     """Rebuild an ``AssetState`` from the database's open positions and pending orders."""
     state = AssetState(portfolio_id=record.portfolio_id, asset_id=record.id, symbol=record.symbol,
@@ -220,7 +241,10 @@ class StoreJournal:
             side=intent.side.value, quantity=intent.quantity, action=str(intent.action), position_id=position_db_id,
             price=intent.price if intent.price and intent.price > 0 else None,
             sl=intent.sl if intent.sl and intent.sl > 0 else None, tp=intent.tp if intent.tp and intent.tp > 0 else None,
-            details={"bar_time": intent.bar_time.isoformat(), "broker_position_id": intent.position_id},
+            # ``params``: the decision's extra broker parameters (e.g. sl_distance), so a
+            # restarted broker actor can replay this order exactly (actors.broker_journal).
+            details={"bar_time": intent.bar_time.isoformat(), "broker_position_id": intent.position_id,
+                     "params": _jsonable(intent.extra)},
         )
         await self._store.write([WriteRequest(op="record_order_intent", ctx=self._ctx(f"intent:{intent.client_order_id}"),
                                               args=(spec,))])

@@ -4,6 +4,11 @@ One pooled async httpx client for the whole engine, with the client's own timeou
 retries and concurrency bound (the provider fails above ~4 concurrent requests, so one
 shared client bounds the whole engine, not each asset), plus a small cache: two assets on
 the same symbol asking for the same bar time share one prediction.
+
+Only complete answers stay cached. The client reports a failed prediction type, or
+horizons the provider had no value for, in ``PredictionResult.errors`` rather than by
+raising; such a result is returned to the callers already waiting for it but forgotten,
+so the next ask for that bar goes to the provider again.
 """
 
 from __future__ import annotations
@@ -42,16 +47,26 @@ class PredictionActor:
         if future is None:
             future = asyncio.ensure_future(self._client.get_predictions(symbol, at, types))
             self._cache[key] = future
+            future.add_done_callback(lambda done: self._forget_if_failed(key, done))
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        try:
-            return await asyncio.shield(future)
-        except Exception:
-            self._cache.pop(key, None)  # never cache a failure
-            metrics = engine_metrics()
-            if metrics is not None:
-                metrics.prediction_errors.inc(tags=tags(source="api"))
-            raise
+        return await asyncio.shield(future)
+
+    def _forget_if_failed(self, key: tuple[str, datetime, tuple[str, ...]], done: asyncio.Future[PredictionResult]) -> None:
+        """Drop a finished prediction from the cache unless it is complete (no exception,
+        nothing in ``errors``): a failed or partial answer must be asked again."""
+        failed = done.cancelled() or done.exception() is not None or bool(done.result().errors)
+        if not failed:
+            return
+        if self._cache.get(key) is done:
+            del self._cache[key]
+        metrics = engine_metrics()
+        if metrics is not None:
+            metrics.prediction_errors.inc(tags=tags(source="api"))
+
+    def cached(self) -> int:
+        """How many complete predictions are cached (tests, status)."""
+        return sum(1 for f in self._cache.values() if f.done())
 
     async def ping(self) -> str:
         return "ok"

@@ -22,7 +22,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from actors import naming
 from actors.broker_actor import BrokerActor
 from actors.remote import make_remote
-from actors.supervisor import PortfolioSupervisor
+from actors.supervisor import PortfolioSupervisor, check_steps_in_flight
 from engine.errors import ConfigError, TemporaryError
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ _SETTING_KEYS = (
     "mode", "global_latency", "database_url", "data_dir", "ray_namespace", "step_timeout_s",
     "max_asset_restarts", "restart_window_s", "prediction_provider_url", "prediction_api_key",
     "prediction_timeout_s", "persistence_batch_size", "persistence_batch_delay_ms", "strategy_actors",
-    "persistence",
+    "persistence", "max_steps_in_flight",
 )
 
 
@@ -70,6 +70,7 @@ class EngineRuntime:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config
         self.settings = actor_settings(config)
+        check_steps_in_flight(self.settings.get("max_steps_in_flight"))  # before any actor starts
         self.namespace = str(config.get("ray_namespace", "lts"))
         self.timeout_s = float(config.get("step_timeout_s", 10.0))
         self.supervisors: dict[int, Any] = {}

@@ -1,31 +1,47 @@
 """``PortfolioSupervisor`` (named ``portfolio:{id}``): one per active portfolio.
 
 A tree of actors: the supervisor creates its asset actors, owns their lifecycle and
-drives the heartbeat. Each cycle (every ``latency`` seconds, the portfolio's own or
-``global_latency``; 0 = as fast as possible, for simulations) it
+drives the heartbeat.
 
-1. runs the portfolio plugin's ``allocate(portfolio, assets)``;
-2. steps every running asset actor concurrently and waits for all of them, each with
-   ``step_timeout_s`` (one ``asyncio.wait`` over the refs, no ``ray.get`` in a loop);
-3. isolates failures (INT-04): a step that failed or timed out is counted in the cycle's
-   statistics and audited with its reason (once per asset and reason, not per step, so a
-   broken strategy does not flood the audit log); the other assets go on.
+Paced (``latency`` > 0 seconds, the portfolio's own or ``global_latency``): every cycle it
+runs the portfolio plugin's ``allocate(portfolio, assets)`` and steps every running asset
+once, concurrently, waiting for all of them (each bounded by ``step_timeout_s``).
+As fast as possible (``latency`` 0, simulations): every asset has its own driver that
+steps it again as soon as its last step answered, so a slow asset never holds up the
+others; the allocation is refreshed on a short tick.
+
+Either way at most ``max_steps_in_flight`` steps run at once (a FIFO of slots, so assets
+take turns fairly): a hundred steps dispatched at once to a hundred processes on a
+two-core machine only thrash. A step's latency is measured from its dispatch.
+
+Isolation (INT-04): a step that failed or timed out is counted in the statistics and
+audited with its reason (once per asset and reason, not per step, so a broken strategy
+does not flood the audit log); the other assets go on. A timed-out step is left to
+finish; its asset gets no new step until it has (no pile-up).
+
+Statistics and metrics are batched: step results are counted in memory and written (one
+statistics row, one increment per metric and tag set, the equity / open-positions gauges)
+at most once a second.
 
 Supervision: every asset actor has a never-returning ``watch()`` call in flight; when its
-process dies that call fails at once and the asset is restarted after a backoff
-(0.2 s doubling up to 2 s), its restarts counted. More than ``max_asset_restarts`` within
-``restart_window_s`` marks the asset errored (audited) and leaves it stopped. The
-supervisor itself runs with ``max_restarts=-1``: Ray re-runs ``__init__``, which starts
-the loop again and rebuilds the children (the old ones died with their owner).
+process dies that call fails at once and the asset is restarted by ``RestartTracker``'s
+rules (backoff, give up past ``max_asset_restarts`` within ``restart_window_s``: the asset
+is marked errored, audited, and left stopped). The supervisor also watches the broker
+actor: when it restarts (Ray brings the process back, not its in-memory accounts) every
+asset re-attaches and restores its account from the database. The supervisor itself runs
+with ``max_restarts=-1``: Ray re-runs ``__init__``, which starts the loop again and
+rebuilds the children (the old ones died with their owner).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import os
 import time
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import ray
@@ -35,35 +51,62 @@ from actors import naming
 from actors.asset_actor import AssetActor
 from actors.metrics import engine_metrics, tags
 from actors.remote import make_remote
+from actors.restart_policy import RestartPolicy, RestartTracker
 from actors.store_proxy import StoreProxy
-from engine.errors import LTSError
+from engine.errors import DomainError, LTSError
 
 logger = logging.getLogger(__name__)
 
-_BACKOFF_START_S = 0.2
-_BACKOFF_MAX_S = 2.0
 _START_TIMEOUT_S = 120.0
 _PARALLEL_STARTS = 8
+_FREE_TICK_S = 0.5  # free-running: allocation refresh / statistics flush / reload check
+_STATS_EVERY_S = 1.0
+_REATTACH_ATTEMPTS = 5
+
+
+def check_steps_in_flight(value: Any) -> int | None:
+    """Validate the ``max_steps_in_flight`` config value (``None``, or an int >= 0)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        from engine.errors import ConfigError
+
+        raise ConfigError(f"max_steps_in_flight: must be null or an integer >= 0 (0 = no limit), got {value!r}")
+    return value
+
+
+def steps_in_flight(settings: dict[str, Any]) -> int:
+    """``max_steps_in_flight`` (0 = no limit); unset: twice the cluster's CPUs, at least 4."""
+    value = check_steps_in_flight(settings.get("max_steps_in_flight"))
+    if value is None:
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 2))
+        except Exception:  # not connected (unit use): a small machine's value
+            cpus = 2
+        return max(4, 2 * cpus)
+    return value
 
 
 class _Child:
     """A supervised asset actor and its bookkeeping."""
 
-    def __init__(self, asset_id: int) -> None:
+    def __init__(self, asset_id: int, policy: RestartPolicy) -> None:
         self.asset_id = asset_id
         self.handle: Any = None
         self.state = "starting"  # starting | running | restarting | finished | errored | stopped
-        self.restarts = 0
-        self.restart_times: collections.deque[float] = collections.deque()
+        self.tracker = RestartTracker(policy)
         self.watch_task: asyncio.Task[None] | None = None
-        self.future: asyncio.Future[Any] | None = None  # the step in flight, if any
-        self.sent_at = 0.0
+        self.driver: asyncio.Task[None] | None = None  # free-running step loop
+        self.inflight: asyncio.Future[Any] | None = None  # the step in flight, if any
         self.timed_out = False
+        self.sent_capital: str | None = None  # the allocation the actor last got
         self.last_step: dict[str, Any] | None = None
         self.last_error: str | None = None
         self.audited_kind: str | None = None
         self.failures = 0
         self.pid: int | None = None
+
+    @property
+    def restarts(self) -> int:
+        return self.tracker.restarts
 
 
 class PortfolioSupervisor:
@@ -76,34 +119,51 @@ class PortfolioSupervisor:
         self.settings = dict(settings)
         self.namespace = str(self.settings.get("ray_namespace", "lts"))
         self.store = StoreProxy.from_settings(self.settings)
+        self.policy = RestartPolicy.from_settings(self.settings)
+        self.timeout_s = float(self.settings.get("step_timeout_s", 10.0))
+        self.window = steps_in_flight(self.settings)
         self.children: dict[int, _Child] = {}
         self.cycles = 0
         self.started_at = time.time()
+        self.restarted = _was_restarted()
         self._stop = asyncio.Event()
         self._start_slots = asyncio.Semaphore(_PARALLEL_STARTS)
+        self._step_slots: Any = asyncio.Semaphore(self.window) if self.window > 0 else None
         self._wake = asyncio.Event()
         self._reload = True
-        self._stats = collections.Counter()
+        self._stats: collections.Counter[str] = collections.Counter()
+        self._metric_counts: collections.Counter[tuple[str, str]] = collections.Counter()
         # Round trip of each step as the supervisor sees it (ms), for status and benchmarks.
         self._latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self.steps_total = 0
+        self.broker_restarts = 0
         self._stats_flushed = time.monotonic()
         self._portfolio: Any = None
         self._assets: list[Any] = []
         self._plugin: Any = None
+        self._dumps: tuple[dict[str, Any], list[dict[str, Any]]] = ({}, [])
+        self._capital: dict[int, Decimal] = {}
         self._loop_task = asyncio.get_event_loop().create_task(self._run())
+        self._broker_watch = asyncio.get_event_loop().create_task(self._watch_broker())
+        if self.restarted:
+            logger.warning("portfolio %s: supervisor restarted (pid %s); rebuilding its asset actors",
+                           portfolio_id, os.getpid())
 
     # ------------------------------------------------------------------ control
 
     async def stop(self) -> dict[str, Any]:
-        """Stop the heartbeat after the in-flight cycle, stop the asset actors (each
+        """Stop the heartbeat after the in-flight steps, stop the asset actors (each
         finishes its step), flush statistics. Idempotent."""
         self._stop.set()
         self._wake.set()
         try:
-            await asyncio.wait_for(asyncio.shield(self._loop_task), float(self.settings.get("step_timeout_s", 10.0)) + 5)
+            await asyncio.wait_for(asyncio.shield(self._loop_task), self.timeout_s + 5)
         except (asyncio.TimeoutError, Exception):
             logger.warning("portfolio %s: heartbeat did not end in time", self.portfolio_id)
+        self._broker_watch.cancel()
+        drivers = [c.driver for c in self.children.values() if c.driver is not None]
+        if drivers:
+            await asyncio.wait(drivers, timeout=self.timeout_s + 5)
         await self._stop_children()
         await self._flush_stats(force=True)
         return self._status()
@@ -123,12 +183,10 @@ class PortfolioSupervisor:
         """One step of one asset now (``POST /api/trading/execute``)."""
         child = self.children.get(asset_id)
         if child is None or child.handle is None or child.state != "running":
-            from engine.errors import DomainError
-
             raise DomainError(f"asset {asset_id} is not running in portfolio {self.portfolio_id}")
         allocation = self._allocation().get(asset_id)
         ref = child.handle.step.remote(None if allocation is None else str(allocation))
-        return await asyncio.wait_for(ref, float(self.settings.get("step_timeout_s", 10.0)))
+        return await asyncio.wait_for(ref, self.timeout_s)
 
     async def status(self) -> dict[str, Any]:
         return self._status()
@@ -137,7 +195,8 @@ class PortfolioSupervisor:
         """Step round trips (ms) since the last call, and the step count (benchmarks)."""
         values = list(self._latencies)
         self._latencies.clear()
-        return {"latencies_ms": values, "steps_total": self.steps_total, "cycles": self.cycles}
+        return {"latencies_ms": values, "steps_total": self.steps_total, "cycles": self.cycles,
+                "window": self.window}
 
     async def ping(self) -> str:
         return "ok"
@@ -150,15 +209,22 @@ class PortfolioSupervisor:
                 started = time.monotonic()
                 if self._reload:
                     await self._load()
-                await self._cycle()
                 latency = self._latency()
-                remaining = latency - (time.monotonic() - started)
+                if latency <= 0:
+                    self._capital = self._allocation()
+                    self.cycles += 1
+                    for child in self.children.values():
+                        if child.state == "running" and (child.driver is None or child.driver.done()):
+                            child.driver = asyncio.ensure_future(self._drive(child))
+                    pause = _FREE_TICK_S
+                else:
+                    await self._cycle()
+                    pause = latency - (time.monotonic() - started)
+                await self._flush_stats()
                 self._wake.clear()
-                if remaining > 0:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), remaining)
-                    except asyncio.TimeoutError:
-                        pass
+                if pause > 0:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), pause)
                 else:
                     await asyncio.sleep(0)  # let watch tasks and calls run
                 if self._all_done():
@@ -175,6 +241,8 @@ class PortfolioSupervisor:
         self._portfolio = await self.store.portfolio(self.portfolio_id)
         self._assets = [a for a in await self.store.assets(self.portfolio_id) if a.is_active]
         self._plugin = create_plugin("portfolio", self._portfolio.portfolio_plugin, self._portfolio.portfolio_config)
+        # Dumped once per load: the plugin gets plain dicts, every cycle.
+        self._dumps = (self._portfolio.model_dump(), [a.model_dump() for a in self._assets])
         wanted = {a.id for a in self._assets if str(getattr(a.status, "value", a.status)) != "errored"}
         for asset_id in list(self.children):
             if asset_id not in wanted and self.children[asset_id].state != "errored":
@@ -189,64 +257,91 @@ class PortfolioSupervisor:
 
     def _allocation(self) -> dict[int, Decimal]:
         try:
-            return self._plugin.allocate(self._portfolio.model_dump(), [a.model_dump() for a in self._assets])
+            return self._plugin.allocate(*self._dumps)
         except LTSError as exc:
             logger.error("portfolio %s: allocation failed: %s", self.portfolio_id, exc)
             return {}
 
     async def _cycle(self) -> None:
-        """Dispatch a step to every running asset that is not busy, then collect.
-
-        Paced (latency > 0): wait for all of this cycle's steps (each bounded by
-        ``step_timeout_s``). As fast as possible (latency 0, simulations): collect whatever
-        finished first and go round again, so one slow asset never holds up the others.
-        A step past its timeout is recorded as failed once and left to finish; its asset
-        gets no new step until it has (no pile-up)."""
+        """Paced: one step for every running asset that is not still busy, then wait for
+        all of them (a step past ``step_timeout_s`` is recorded and left to finish)."""
         allocation = self._allocation()
-        timeout = float(self.settings.get("step_timeout_s", 10.0))
-        now = time.perf_counter()
-        for child in self.children.values():
-            if child.state != "running" or child.future is not None:
-                continue
-            capital = allocation.get(child.asset_id)
-            ref = child.handle.step.remote(None if capital is None else str(capital))
-            child.future = asyncio.ensure_future(_await_ref(ref, now, self._latencies))
-            child.sent_at, child.timed_out = now, False
-        busy = {c.future: c for c in self.children.values() if c.future is not None}
-        if not busy:
-            return
-        self.cycles += 1
-        free_running = self._latency() <= 0
-        await asyncio.wait(busy, timeout=timeout,
-                           return_when=asyncio.FIRST_COMPLETED if free_running else asyncio.ALL_COMPLETED)
-        now = time.perf_counter()
-        for future, child in busy.items():
-            if not future.done():
-                if now - child.sent_at >= timeout and not child.timed_out:
-                    child.timed_out = True
-                    await self._failed(child, "timeout", f"step took longer than step_timeout_s={timeout}")
-                continue
-            child.future = None
-            exc = future.exception()
-            if isinstance(exc, RayActorError):
-                continue  # the watch task restarts it
-            if exc is not None:
-                await self._failed(child, "error", f"{type(exc).__name__}: {exc}")
-                continue
-            result = future.result()
-            self.steps_total += 1
-            child.last_step = result
-            if result.get("finished"):
-                child.state = "finished"
-            if result.get("ok", True):
-                child.audited_kind = None
-                self._stats["steps_ok"] += 1
-                self._stats[f"action_{result.get('action', 'none')}"] += 1
-                if result.get("order_status"):
-                    self._stats[f"orders_{result['order_status']}"] += 1
+        steps = [self._step(child, allocation.get(child.asset_id)) for child in self.children.values()
+                 if child.state == "running" and child.inflight is None]
+        if steps:
+            self.cycles += 1
+            await asyncio.gather(*steps)
+
+    async def _drive(self, child: _Child) -> None:
+        """Free-running: step ``child`` again as soon as its last step answered."""
+        handle = child.handle
+        while not self._stop.is_set() and child.state == "running" and child.handle is handle:
+            if self._latency() > 0:
+                return  # switched to paced by a reload: the cycle takes over
+            late = await self._step(child, self._capital.get(child.asset_id))
+            if late is not None:
+                await asyncio.wait({late})
+            if child.handle is handle and child.last_error == "actor died":
+                await asyncio.sleep(0.05)  # the watch task restarts it
+
+    async def _step(self, child: _Child, capital: Decimal | None) -> asyncio.Future[Any] | None:
+        """Dispatch one step (in a slot) and handle its answer. Returns the step's future
+        when it timed out (still running; handled when it ends), else ``None``."""
+        handle = child.handle
+        async with self._step_slots or contextlib.nullcontext():
+            if self._stop.is_set() or child.state != "running" or child.handle is not handle:
+                return None
+            arg = None if capital is None else str(capital)
+            sent = time.perf_counter()
+            if arg is None or arg == child.sent_capital:
+                ref = handle.step.remote()  # no argument to serialize: the usual case
             else:
-                await self._failed(child, str(result.get("error_kind")), str(result.get("reason")))
-        await self._flush_stats()
+                ref = handle.step.remote(arg)
+                child.sent_capital = arg
+            future = ref.as_future()
+            child.inflight, child.timed_out = future, False
+            done, _ = await asyncio.wait({future}, timeout=self.timeout_s)
+        if not done:
+            child.timed_out = True
+            await self._failed(child, "timeout", f"step took longer than step_timeout_s={self.timeout_s:g}")
+            future.add_done_callback(lambda f: asyncio.ensure_future(self._settle(child, handle, f, sent)))
+            return future
+        await self._settle(child, handle, future, sent)
+        return None
+
+    async def _settle(self, child: _Child, handle: Any, future: asyncio.Future[Any], sent: float) -> None:
+        """Count one step's answer (or failure) into the statistics."""
+        if child.inflight is future:
+            child.inflight = None
+        if future.cancelled():
+            return
+        self._latencies.append((time.perf_counter() - sent) * 1000.0)
+        exc = future.exception()
+        if isinstance(exc, RayActorError):
+            if child.handle is handle:
+                child.last_error = "actor died"  # the watch task restarts it
+            return
+        if exc is not None:
+            await self._failed(child, "error", f"{type(exc).__name__}: {exc}")
+            return
+        result = future.result()
+        self.steps_total += 1
+        child.last_step = result
+        if result.get("finished") and child.handle is handle:
+            child.state = "finished"
+        ok = result.get("ok", True)
+        self._metric_counts["steps", "ok" if ok else str(result.get("error_kind"))] += 1
+        self._metric_counts["decisions", str(result.get("action", "none"))] += 1
+        if result.get("order_status"):
+            self._metric_counts["orders", str(result["order_status"])] += 1
+        if ok:
+            child.audited_kind = None
+            self._stats["steps_ok"] += 1
+            self._stats[f"action_{result.get('action', 'none')}"] += 1
+            if result.get("order_status"):
+                self._stats[f"orders_{result['order_status']}"] += 1
+        else:
+            await self._failed(child, str(result.get("error_kind")), str(result.get("reason")))
 
     def _all_done(self) -> bool:
         return bool(self.children) and all(c.state in ("finished", "errored") for c in self.children.values())
@@ -256,6 +351,8 @@ class PortfolioSupervisor:
         child.failures += 1
         self._stats["steps_failed"] += 1
         self._stats[f"failed_{kind}"] += 1
+        if kind in ("broker", "prediction"):
+            self._metric_counts[f"{kind}_errors", "step"] += 1
         logger.warning("portfolio %s asset %s: step failed (%s): %s", self.portfolio_id, child.asset_id, kind, reason)
         child.last_error = f"{kind}: {reason}"
         if child.audited_kind != kind:
@@ -268,9 +365,13 @@ class PortfolioSupervisor:
                 logger.exception("portfolio %s asset %s: could not audit a step failure", self.portfolio_id, child.asset_id)
 
     async def _flush_stats(self, force: bool = False) -> None:
-        """Per-cycle statistics, aggregated and written at most once a second."""
+        """Per-cycle statistics and metrics, aggregated, written at most once a second."""
         now = time.monotonic()
-        if not self._stats or (not force and now - self._stats_flushed < 1.0):
+        if not force and now - self._stats_flushed < _STATS_EVERY_S:
+            return
+        self._stats_flushed = now
+        self._flush_metrics()
+        if not self._stats:
             return
         values = dict(self._stats)
         values["cycles"] = self.cycles
@@ -278,21 +379,47 @@ class PortfolioSupervisor:
         values["assets"] = {str(c.asset_id): {"state": c.state, "restarts": c.restarts, "failures": c.failures,
                                               "last_error": c.last_error} for c in self.children.values()}
         self._stats.clear()
-        self._stats_flushed = now
         try:
             await self.store.record_cycle_statistics(self.portfolio_id, values)
         except Exception:
             logger.exception("portfolio %s: could not record statistics", self.portfolio_id)
+
+    def _flush_metrics(self) -> None:
+        """Counters since the last flush, and the portfolio's gauges (open positions and
+        equity: the sum of its assets' last reported values)."""
         metrics = engine_metrics()
-        if metrics is not None:
-            open_positions = sum(int((c.last_step or {}).get("open_positions", 0)) for c in self.children.values())
-            metrics.open_positions.set(open_positions, tags=tags(portfolio=self.portfolio_id))
+        if metrics is None:
+            return
+        portfolio = str(self.portfolio_id)
+        counts, self._metric_counts = self._metric_counts, collections.Counter()
+        for (name, label), n in counts.items():
+            if name == "steps":
+                metrics.steps.inc(n, tags=tags(portfolio=portfolio, outcome=label))
+            elif name == "decisions":
+                metrics.decisions.inc(n, tags=tags(portfolio=portfolio, action=label))
+            elif name == "orders":
+                metrics.orders.inc(n, tags=tags(portfolio=portfolio, status=label))
+            elif name == "broker_errors":
+                metrics.broker_errors.inc(n, tags=tags(broker=label))
+            elif name == "prediction_errors":
+                metrics.prediction_errors.inc(n, tags=tags(source=label))
+        reported = [c.last_step for c in self.children.values() if c.last_step and "equity" in c.last_step]
+        if reported:
+            open_positions = sum(int(step.get("open_positions", 0)) for step in reported)
+            try:
+                equity = sum((Decimal(str(step["equity"])) for step in reported), Decimal("0"))
+            except InvalidOperation:
+                equity = None
+            metrics.open_positions.set(open_positions, tags=tags(portfolio=portfolio))
+            if equity is not None:
+                metrics.equity.set(float(equity), tags=tags(portfolio=portfolio))
 
     # ------------------------------------------------------------------ children
 
     async def _start_child(self, asset_id: int, child: _Child | None = None) -> None:
-        child = child or self.children.setdefault(asset_id, _Child(asset_id))
+        child = child or self.children.setdefault(asset_id, _Child(asset_id, self.policy))
         child.state = "starting"
+        child.sent_capital = None  # a new actor starts from the database's allocation
         name = naming.asset(asset_id)
         deadline = time.monotonic() + 30.0
         while True:
@@ -313,7 +440,10 @@ class PortfolioSupervisor:
             async with self._start_slots:
                 info = await asyncio.wait_for(child.handle.start.remote(), _START_TIMEOUT_S)
             child.pid = info.get("pid")
+            child.last_error = None if child.last_error == "actor died" else child.last_error
             child.state = "finished" if info.get("finished") else "running"
+            if child.state == "running" and self._latency() <= 0 and not self._stop.is_set():
+                child.driver = asyncio.ensure_future(self._drive(child))
         except RayActorError:
             pass  # died while starting: the watch task handles it
         except asyncio.TimeoutError:
@@ -333,36 +463,29 @@ class PortfolioSupervisor:
             pass
         except asyncio.CancelledError:
             return
-        if self._stop.is_set() or child.handle is not handle or child.state in ("errored", "stopped"):
-            return
+        if self._stop.is_set() or child.handle is not handle or child.state in ("errored", "stopped", "restarting"):
+            return  # ("restarting": a start that timed out is already being restarted)
         await self._restart(child)
 
     async def _restart(self, child: _Child) -> None:
-        now = time.monotonic()
-        window = float(self.settings.get("restart_window_s", 60.0))
-        limit = int(self.settings.get("max_asset_restarts", 5))
-        while child.restart_times and now - child.restart_times[0] > window:
-            child.restart_times.popleft()
-        if len(child.restart_times) >= limit:
-            await self._mark_errored(child, f"died more than {limit} times within {window:g} s")
-            return
-        child.restart_times.append(now)
-        child.restarts += 1
-        child.state = "restarting"
-        child.future = None
+        decision = child.tracker.on_death(time.monotonic())
         try:
             # Frees the actor's name at once (a dead actor's name stays taken while its
             # owner still holds the handle).
             ray.kill(child.handle, no_restart=True)
         except Exception:
             pass
-        delay = min(_BACKOFF_START_S * 2 ** (len(child.restart_times) - 1), _BACKOFF_MAX_S)
+        if not decision.restart:
+            await self._mark_errored(child, str(decision.reason))
+            return
+        child.state = "restarting"
+        child.inflight = None
         logger.warning("portfolio %s: asset %s died; restart #%d in %.1f s",
-                       self.portfolio_id, child.asset_id, child.restarts, delay)
+                       self.portfolio_id, child.asset_id, child.restarts, decision.delay_s)
         metrics = engine_metrics()
         if metrics is not None:
             metrics.restarts.inc(tags=tags(portfolio=self.portfolio_id))
-        await asyncio.sleep(delay)
+        await asyncio.sleep(decision.delay_s)
         if not self._stop.is_set():
             await self._start_child(child.asset_id, child)
 
@@ -380,7 +503,7 @@ class PortfolioSupervisor:
             child.watch_task.cancel()
         if child.handle is not None and child.state not in ("errored",):
             try:
-                await asyncio.wait_for(child.handle.stop.remote(), float(self.settings.get("step_timeout_s", 10.0)))
+                await asyncio.wait_for(child.handle.stop.remote(), self.timeout_s)
             except Exception:
                 pass
             ray.kill(child.handle, no_restart=True)
@@ -390,12 +513,62 @@ class PortfolioSupervisor:
     async def _stop_children(self) -> None:
         await asyncio.gather(*(self._stop_child(c) for c in self.children.values()), return_exceptions=True)
 
+    # ------------------------------------------------------------------ the broker actor
+
+    async def _watch_broker(self) -> None:
+        """Keep a never-returning ``watch`` call on the broker actor; when it fails the
+        broker died (Ray restarts it without its accounts): every asset re-attaches."""
+        while not self._stop.is_set():
+            try:
+                handle = await asyncio.to_thread(ray.get_actor, naming.BROKER, namespace=self.namespace)
+            except ValueError:
+                await asyncio.sleep(1.0)  # not started (yet)
+                continue
+            try:
+                await handle.watch.remote()
+            except asyncio.CancelledError:
+                return
+            except RayActorError:
+                if self._stop.is_set():
+                    return
+                self.broker_restarts += 1
+                logger.warning("portfolio %s: the broker actor died; re-attaching %d assets to its restart",
+                               self.portfolio_id, len(self.children))
+                await asyncio.gather(*(self._reattach(c) for c in list(self.children.values())))
+            except Exception:
+                logger.exception("portfolio %s: watching the broker actor failed", self.portfolio_id)
+                await asyncio.sleep(1.0)
+
+    async def _reattach(self, child: _Child) -> None:
+        """Have one asset restore its broker account (retried while the broker restarts)."""
+        for attempt in range(_REATTACH_ATTEMPTS):
+            handle = child.handle
+            if self._stop.is_set() or handle is None or child.state not in ("running", "finished"):
+                return  # a (re)starting asset restores its account in its own start
+            try:
+                await asyncio.wait_for(handle.reattach_broker.remote(), 3 * self.timeout_s)
+                return
+            except RayActorError:
+                return  # the asset died meanwhile: its restart restores the account
+            except Exception as exc:
+                logger.warning("portfolio %s asset %s: re-attach to the broker failed (attempt %d): %s",
+                               self.portfolio_id, child.asset_id, attempt + 1, exc)
+                await asyncio.sleep(min(0.5 * 2 ** attempt, 5.0))
+        logger.error("portfolio %s asset %s: could not re-attach to the restarted broker", self.portfolio_id,
+                     child.asset_id)
+
+    # ------------------------------------------------------------------ status
+
     def _status(self) -> dict[str, Any]:
         return {
             "portfolio_id": self.portfolio_id,
             "running": not self._stop.is_set(),
+            "pid": os.getpid(),
+            "restarted": self.restarted,
             "cycles": self.cycles,
             "steps_total": self.steps_total,
+            "steps_in_flight_limit": self.window,
+            "broker_restarts_seen": self.broker_restarts,
             "uptime_s": round(time.time() - self.started_at, 1),
             "assets": [
                 {
@@ -413,10 +586,12 @@ class PortfolioSupervisor:
         }
 
 
-async def _await_ref(ref: Any, sent: float, latencies: collections.deque[float]) -> Any:
-    result = await ref
-    latencies.append((time.perf_counter() - sent) * 1000.0)
-    return result
+def _was_restarted() -> bool:
+    """Whether Ray re-ran this actor's constructor after its process died."""
+    try:
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    except Exception:
+        return False
 
 
-__all__ = ["PortfolioSupervisor"]
+__all__ = ["PortfolioSupervisor", "check_steps_in_flight", "steps_in_flight"]

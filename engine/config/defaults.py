@@ -55,6 +55,8 @@ DEFAULT_VALUES: dict[str, Any] = {
     "step_timeout_s": 10.0,
     # Actor runtime: host strategies in shared StrategyActors instead of inside each asset actor.
     "strategy_actors": False,
+    # Actor runtime: steps a portfolio supervisor runs at once (null: 2 x the cluster's CPUs; 0: no limit).
+    "max_steps_in_flight": None,
 }
 
 PLUGIN_KEYS: tuple[str, ...] = (

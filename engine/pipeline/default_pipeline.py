@@ -85,6 +85,11 @@ class StepOutcome:
         }
 
 
+# The reason recorded on an intent that reconciliation found the broker never received.
+# Such a client order id is refused by the broker from then on (and never replayed).
+RECONCILE_CANCEL_REASON = "not received by the broker before a restart"
+
+
 def client_order_id(asset_id: Any, bar_time_ns: int, what: str) -> str:
     """Deterministic client order id ``{asset}-{bar time ns}-{what}``.
 
@@ -231,7 +236,7 @@ class DefaultPipeline(PipelinePlugin):
                 # The broker never saw it (crash between record and send): the broker port
                 # guarantees a later arrival of this id is refused, so cancelling is safe.
                 result = OrderResult(success=False, client_order_id=cid, status=OrderStatus.CANCELLED,
-                                     reason="not received by the broker before a restart")
+                                     reason=RECONCILE_CANCEL_REASON)
             elif result.status is OrderStatus.PENDING:
                 # Accepted, fills on a later bar: the strategy must see it as held.
                 await self.apply_result(state, ports.journal, intent, result)
@@ -325,7 +330,8 @@ class DefaultPipeline(PipelinePlugin):
         elif intent.action is Action.OPEN and result.status in (OrderStatus.OPEN, OrderStatus.FILLED):
             self._open_position(state, result, intent)
         elif intent.action is Action.CLOSE and result.status is OrderStatus.FILLED:
-            state.positions.pop(intent.position_id or "", None)
+            if state.positions.pop(intent.position_id or "", None) is not None:
+                state.realized_pnl += result.pnl or Decimal("0")
             state.closing.discard(intent.position_id or "")
         elif intent.action is Action.CLOSE and result.status is OrderStatus.PENDING:
             # Queued until the next bar's open: the strategy no longer sees it.
@@ -339,7 +345,8 @@ class DefaultPipeline(PipelinePlugin):
             return
         await journal.record_result(None, result)
         if result.close_price is not None and result.position_id:
-            state.positions.pop(result.position_id, None)
+            if state.positions.pop(result.position_id, None) is not None:
+                state.realized_pnl += result.pnl or Decimal("0")
             state.closing.discard(result.position_id)
 
     @staticmethod
@@ -370,4 +377,4 @@ def _error_kind(exc: BaseException, default: str) -> str:
     return "timeout" if isinstance(exc, TimeoutError) else default
 
 
-__all__: Sequence[str] = ("DefaultPipeline", "StepOutcome", "StepPorts", "client_order_id")
+__all__: Sequence[str] = ("RECONCILE_CANCEL_REASON", "DefaultPipeline", "StepOutcome", "StepPorts", "client_order_id")

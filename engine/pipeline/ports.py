@@ -126,6 +126,21 @@ class AssetState:
     closing: set[str] = field(default_factory=set)  # positions with a queued close
     last_bar_time: datetime | None = None
     finished: bool = False
+    # P&L of the positions this asset closed (from the database on a rebuild, then every
+    # close the step records): with the open positions' P&L, the asset's equity.
+    realized_pnl: Decimal = Decimal("0")
+
+    def equity(self, price: float | Decimal | None) -> Decimal:
+        """Allocated capital + realized P&L + the open positions' P&L at ``price`` (an
+        estimate for monitoring: the broker's account and the database are authoritative)."""
+        total = self.allocated_capital + self.realized_pnl
+        if price is None:
+            return total
+        mark = Decimal(str(price))
+        for position in self.positions.values():
+            sign = 1 if position.side is Side.BUY else -1
+            total += (mark - position.entry_price) * position.quantity * sign
+        return total
 
     def context(self) -> AssetContext:
         """The read-only view a strategy gets."""
