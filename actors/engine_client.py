@@ -1,24 +1,54 @@
 """``EngineClient``: the running engine as the API gateway sees it (``api.engine_handle``).
 
 A small client object like Ray Serve's: it wraps the runtime's actor handles, puts a
-timeout on every call and turns ``RayActorError`` / timeouts into ``TemporaryError``
-(503 at the gateway). Its ``store`` has the ``persistence.Store`` interface: reads go to
-the database directly, writes go through the persistence actor (the only writer), so an
-API write is acknowledged only after its commit and carries its audit row (INT-08).
+timeout on every call and turns ``RayActorError``, timeouts and unexpected failures
+inside an actor into ``TemporaryError`` (503 at the gateway), while our own errors raised
+in an actor (``NotFound``, ``DomainError``) reach the gateway as themselves. Its ``store``
+has the ``persistence.Store`` interface: reads go to the database directly, writes go
+through the persistence actor (the only writer), so an API write is acknowledged only
+after its commit and carries its audit row (INT-08).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from actors.runtime import EngineRuntime
-from engine.errors import DomainError, TemporaryError
+from engine.errors import DomainError, LTSError, TemporaryError
 
 logger = logging.getLogger(__name__)
+
+# How long activation waits for a new supervisor's process to answer (a fresh Ray worker
+# imports the engine first: seconds on a loaded machine).
+_SUPERVISOR_START_TIMEOUT_S = 30.0
+
+
+def get_for_gateway(ref: Any, what: str, timeout_s: float) -> Any:
+    """``ray.get`` with the gateway's error contract (``api.engine_handle``): our own
+    errors raised inside an actor come back as themselves (``NotFound`` 404,
+    ``DomainError`` 409, ...); a dead actor, a timeout, or an unexpected failure inside
+    the engine is a ``TemporaryError`` (503) — never a raw Ray exception, which the
+    gateway could only answer with a 500 (after a committed change, for a config PATCH
+    whose reload timed out)."""
+    try:
+        return ray.get(ref, timeout=timeout_s)
+    except GetTimeoutError as exc:
+        raise TemporaryError(f"{what}: no answer within {timeout_s:g} s") from exc
+    except RayActorError as exc:  # also a task error caused by a dead actor further down
+        raise TemporaryError(f"{what}: actor unavailable") from exc
+    except RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, LTSError):
+            raise cause from None
+        if isinstance(cause, TimeoutError):  # asyncio.wait_for inside the actor
+            raise TemporaryError(f"{what}: timed out inside the engine") from None
+        logger.error("%s failed inside the engine: %s", what, exc)
+        raise TemporaryError(f"{what}: failed inside the engine ({type(cause).__name__})") from None
 
 
 class ActorStore:
@@ -31,8 +61,6 @@ class ActorStore:
         # One caller per client (write order); the gateway's threads share it under a lock.
         self._client = PersistenceClient(namespace=namespace, call_timeout_s=timeout_s,
                                          give_up_after_s=3 * timeout_s)
-        import threading
-
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
@@ -60,15 +88,21 @@ class EngineClient:
             if runtime.persistence is not None else runtime.store
 
     def _get(self, ref: Any, what: str, timeout_s: float | None = None) -> Any:
-        try:
-            return ray.get(ref, timeout=timeout_s or self._timeout_s)
-        except GetTimeoutError as exc:
-            raise TemporaryError(f"{what}: no answer within {timeout_s or self._timeout_s:g} s") from exc
-        except RayActorError as exc:
-            raise TemporaryError(f"{what}: actor unavailable") from exc
+        return get_for_gateway(ref, what, timeout_s or self._timeout_s)
 
     def activate_portfolio(self, portfolio_id: int) -> None:
-        self._runtime.activate_portfolio(portfolio_id)
+        """Start the supervisor and wait until its process answers, so a supervisor that
+        cannot start is a 503 (the gateway then rolls the activation back) rather than a
+        silent no-op."""
+        handle = self._runtime.activate_portfolio(portfolio_id)
+        try:
+            self._get(handle.ping.remote(), f"portfolio {portfolio_id}: supervisor start",
+                      max(self._timeout_s, _SUPERVISOR_START_TIMEOUT_S))
+        except TemporaryError:
+            # Forget and kill it: Ray would otherwise keep re-running a failing constructor.
+            self._runtime.supervisors.pop(portfolio_id, None)
+            ray.kill(handle, no_restart=True)
+            raise
 
     def deactivate_portfolio(self, portfolio_id: int) -> None:
         self._runtime.deactivate_portfolio(portfolio_id)
@@ -87,17 +121,8 @@ class EngineClient:
         handle = self._runtime.supervisor(asset.portfolio_id)
         if handle is None:
             raise DomainError(f"asset {asset_id}: its portfolio {asset.portfolio_id} is not running (activate it)")
-        try:
-            return ray.get(handle.step_asset.remote(asset_id), timeout=self._timeout_s + 5)
-        except GetTimeoutError as exc:
-            raise TemporaryError(f"asset {asset_id}: step did not finish in time") from exc
-        except RayActorError as exc:
-            raise TemporaryError(f"asset {asset_id}: supervisor unavailable") from exc
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause if hasattr(exc, "cause") else None
-            if isinstance(cause, DomainError):
-                raise cause from None
-            raise
+        # The supervisor bounds the step by step_timeout_s; the margin covers the hops.
+        return self._get(handle.step_asset.remote(asset_id), f"asset {asset_id}: step", self._timeout_s + 5)
 
     def status(self) -> dict[str, Any]:
         return self._runtime.status()
