@@ -86,6 +86,7 @@ class EngineClient:
         self._timeout_s = runtime.timeout_s
         self.store: Any = ActorStore(runtime.store, namespace=runtime.namespace, timeout_s=runtime.timeout_s) \
             if runtime.persistence is not None else runtime.store
+        self._launcher: Any = None  # BacktestLauncher, made on the first submitted batch
 
     def _get(self, ref: Any, what: str, timeout_s: float | None = None) -> Any:
         return get_for_gateway(ref, what, timeout_s or self._timeout_s)
@@ -126,3 +127,20 @@ class EngineClient:
 
     def status(self) -> dict[str, Any]:
         return self._runtime.status()
+
+    def submit_backtest(self, *, run_id: int, plan: Any, out_dir: str, ctx: Any,
+                        rank_by: str = "total_return") -> None:
+        """Run an API-submitted batch of backtests as Ray tasks on the engine's cluster, in
+        the background; progress and results are written through ``self.store`` (the
+        persistence actor), so ``GET /api/backtests/{id}`` follows it."""
+        if self._launcher is None:
+            from actors.backtests.launcher import BacktestLauncher
+
+            self._launcher = BacktestLauncher(self.store)
+        self._launcher.submit_backtest(run_id=run_id, plan=plan, out_dir=out_dir, ctx=ctx, rank_by=rank_by)
+
+    def shutdown(self) -> None:
+        """Stop background batches (what finished is kept); the runtime is stopped by its owner."""
+        if self._launcher is not None:
+            self._launcher.shutdown(wait=True)
+            self._launcher = None

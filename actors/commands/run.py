@@ -74,6 +74,7 @@ def run(config: LTSConfig, args: argparse.Namespace) -> int:
     started_ray = not info.get("joined")
     runtime = EngineRuntime(settings)
     server = None
+    engine = None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -82,7 +83,8 @@ def run(config: LTSConfig, args: argparse.Namespace) -> int:
         if args.api:
             from api.server import start_in_thread
 
-            server = start_in_thread(settings, store=runtime.store, engine=EngineClient(runtime))
+            engine = EngineClient(runtime)
+            server = start_in_thread(settings, store=runtime.store, engine=engine)
         where = settings.get("ray_address") or "a local cluster"
         print(f"LTS engine running on Ray ({where}), namespace {runtime.namespace!r}, "
               f"{len(runtime.supervisors)} active portfolio(s)")
@@ -97,6 +99,8 @@ def run(config: LTSConfig, args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
+        if engine is not None:
+            engine.shutdown()
         runtime.stop()
         if started_ray:
             ray.shutdown()

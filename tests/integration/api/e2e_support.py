@@ -115,11 +115,15 @@ def engine_and_gateway(config: Mapping[str, Any]) -> Iterator[LiveEngine]:
     from actors.engine_client import EngineClient
 
     with running_engine(dict(config)) as runtime:
-        running, store, _aaa = serve_live(str(config["database_url"]), engine=EngineClient(runtime))
+        # The gateway serves the engine's data and report folders (backtest submissions).
+        folders = {key: config[key] for key in ("data_dir", "backtest_dir") if key in config}
+        engine = EngineClient(runtime)
+        running, store, _aaa = serve_live(str(config["database_url"]), engine=engine, **folders)
         client = httpx.Client(base_url=running.url, timeout=60.0)  # generous: the machine is shared
         try:
             yield LiveEngine(runtime=runtime, store=store, journey=Journey(client), base_url=running.url)
         finally:
             client.close()
             running.stop()
+            engine.shutdown()
             store.close()
