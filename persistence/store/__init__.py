@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from engine.errors import DomainError, LTSError
 from persistence.database import make_engine, make_session_factory, make_write_session_factory
 from persistence.models import AuditLog
+from persistence.store._trade_batch import TradeBatch, _Planned
 from persistence.store._unit import WRITE_OPS, _Batch
 from persistence.store.portfolios import PortfolioOps
 from persistence.store.reads import ReadOps
@@ -100,21 +101,35 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
                         select(AuditLog.request_id).where(AuditLog.request_id.in_(request_ids))
                     ).all()
                 )
-            self._local.batch = _Batch(session, set(request_ids) - present, savepoints)
+            batch = self._local.batch = _Batch(session, set(request_ids) - present, savepoints)
             try:
                 self.prefetch_order_ids(session, _intent_ids(writes))
-                for write in writes:
-                    outcome = self._apply_in_batch(write)
-                    if not outcome.ok and not savepoints:
-                        raise _OptimisticPassFailed(f"{write.op}: {outcome.error}")
-                    outcomes.append(outcome)
-                if not savepoints:
-                    try:
-                        self._insert_deferred_audits(self._local.batch)
-                    except DBAPIError as exc:
-                        if _is_connection_failure(exc):
-                            raise
-                        raise _OptimisticPassFailed(f"audit rows refused: {exc.orig}") from None
+                if savepoints:
+                    return [self._apply_in_batch(write) for write in writes]
+                fast = TradeBatch(session, batch)
+                fast.prefetch(writes)
+                taken: list[WriteOutcome | _Planned] = []
+                try:
+                    for write in writes:
+                        planned = fast.take(write)
+                        if planned is not None:
+                            taken.append(planned)
+                            continue
+                        fast.flush()  # the ORM path must see what the fast path took
+                        outcome = self._apply_in_batch(write)
+                        fast.invalidate()
+                        if not outcome.ok:
+                            raise _OptimisticPassFailed(f"{write.op}: {outcome.error}")
+                        taken.append(outcome)
+                    fast.flush()
+                    self._insert_deferred_audits(batch)
+                except DBAPIError as exc:
+                    if _is_connection_failure(exc):
+                        raise
+                    raise _OptimisticPassFailed(f"refused by the database: {exc.orig}") from None
+                outcomes = [
+                    item.outcome if isinstance(item, _Planned) else item for item in taken  # type: ignore[misc]
+                ]
             finally:
                 self._local.batch = None
         return outcomes

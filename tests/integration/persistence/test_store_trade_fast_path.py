@@ -1,0 +1,186 @@
+"""A batch's trade writes take a Core/executemany fast path (``persistence/store/_trade_batch``).
+
+It must be indistinguishable from the ORM path: the same results, the same rows, the same
+audit rows (one per write, in write order), and the same answers when the ORM path has to
+take over part-way through a batch.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from persistence.models import AuditLog, Order, Position
+from persistence.records import AuditContext, OrderFill, PositionOpen
+from persistence.store import Store, WriteOutcome, WriteRequest
+from tests.integration.persistence._helpers import audit_count
+from tests.fixtures.db_fixtures import seed_owner_portfolio
+from tests.integration.persistence._store_ops import World, make_world
+
+_TIMES = {"created_at", "updated_at", "filled_at", "opened_at", "closed_at"}
+
+
+def _trade(world: World, tag: str, *, fill_op: str = "mark_order_open", linked: bool = True,
+           owner_ctx: bool = False) -> list[WriteRequest]:
+    ctx = (AuditContext(user_id=world.owner_id) if owner_ctx else AuditContext.system())
+    coid = f"{tag}-coid"
+    spec = PositionOpen(
+        portfolio_id=world.portfolio_id, asset_id=world.asset_id,
+        opening_client_order_id=coid if linked else None,
+        side="sell", quantity="2.5", entry_price="1.23456789", sl="1.3", commission="0.7",
+    )
+    return [
+        WriteRequest(op="record_order_intent", ctx=ctx.with_request_id(f"{tag}-i"),
+                     args=(world.intent(client_order_id=coid, side="sell", quantity=Decimal("2.5"),
+                                        reason="signal", details={"k": [1, "x"]}),)),
+        WriteRequest(op=fill_op, ctx=ctx.with_request_id(f"{tag}-f"),
+                     args=(coid, OrderFill(broker_order_id=f"B{tag}", filled_quantity="2",
+                                           filled_price="1.2346", commission="0.35"))),
+        WriteRequest(op="open_position", ctx=ctx.with_request_id(f"{tag}-p"), args=(spec,)),
+    ]
+
+
+class _Ids:
+    """Replaces database ids by their order of appearance, so two worlds compare equal."""
+
+    def __init__(self, world: World, prefix: str) -> None:
+        self.prefix = prefix
+        self.names: dict[tuple[str, Any], str] = {
+            ("portfolio", world.portfolio_id): "P", ("asset", world.asset_id): "A",
+            ("user", world.owner_id): "U",
+        }
+
+    def name(self, kind: str, key: Any) -> Any:
+        if key is None:
+            return None
+        key = int(key)
+        return self.names.setdefault((kind, key), f"{kind}{sum(k == kind for k, _ in self.names)}")
+
+
+def _unprefixed(item: Any, prefix: str) -> Any:
+    """Client/broker order ids without the world's prefix (they are unique per database)."""
+    if isinstance(item, str):
+        return item.replace(prefix, "")
+    if isinstance(item, dict):
+        return {key: _unprefixed(value, prefix) for key, value in item.items()}
+    return item
+
+
+def _normal(value: dict[str, Any], ids: _Ids, kind: str) -> dict[str, Any]:
+    kinds = {"id": kind, "portfolio_id": "portfolio", "asset_id": "asset", "user_id": "user",
+             "position_id": "position", "opening_order_id": "order", "closing_order_id": "order"}
+    out = {}
+    for name, item in value.items():
+        if name in _TIMES:
+            out[name] = item is not None
+        elif name in kinds:
+            out[name] = ids.name(kinds[name], item)
+        else:
+            out[name] = _unprefixed(item, ids.prefix)
+    return out
+
+
+def _results(outcomes: list[WriteOutcome], ids: _Ids) -> list[Any]:
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    return [
+        _normal(o.result.model_dump(), ids, "order" if o.op != "open_position" else "position")
+        for o in outcomes
+    ]
+
+
+def _rows_since(store: Store, world_ids: _Ids, audit_from: int, asset_id: int) -> dict[str, list[Any]]:
+    with store.engine.connect() as conn:
+        orders = [dict(r._mapping) for r in conn.execute(
+            select(Order.__table__).where(Order.asset_id == asset_id).order_by(Order.id))]
+        positions = [dict(r._mapping) for r in conn.execute(
+            select(Position.__table__).where(Position.asset_id == asset_id).order_by(Position.id))]
+        audits = [dict(r._mapping) for r in conn.execute(
+            select(AuditLog.__table__).where(AuditLog.id > audit_from).order_by(AuditLog.id))]
+    for audit in audits:
+        audit.pop("id")
+        kind = audit["target_type"]
+        audit["target_id"] = world_ids.name(kind, audit["target_id"])
+        details = dict(audit["details"])
+        for key, key_kind in (("opening_order_id", "order"), ("closing_order_id", "order"),
+                              ("asset_id", "asset")):
+            if key in details:
+                details[key] = world_ids.name(key_kind, details[key])
+        audit["details"] = details
+        audit["request_id"] = audit["request_id"].split(":", 1)[1]
+    return {
+        "orders": [_normal(o, world_ids, "order") for o in orders],
+        "positions": [_normal(p, world_ids, "position") for p in positions],
+        "audits": [_normal(a, world_ids, "audit") for a in audits],
+    }
+
+
+def _newest_audit_id(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.scalar(select(AuditLog.id).order_by(AuditLog.id.desc()).limit(1)) or 0)
+
+
+def _prefixed(writes: list[WriteRequest], prefix: str) -> list[WriteRequest]:
+    """The same writes with request ids unique to one world."""
+    return [w.model_copy(update={"ctx": w.ctx.with_request_id(f"{prefix}:{w.ctx.request_id}")})
+            for w in writes]
+
+
+def test_a_batch_of_trades_equals_the_same_writes_applied_one_by_one(store: Store) -> None:
+    batched_world = make_world(store)
+    single_world = World(store, seed_owner_portfolio(store, username="second-owner"))
+
+    def writes(world: World, prefix: str) -> list[WriteRequest]:
+        trades = (
+            _trade(world, f"{prefix}a")
+            + _trade(world, f"{prefix}b", fill_op="mark_order_filled", owner_ctx=True)
+            + _trade(world, f"{prefix}c", linked=False)
+        )
+        return _prefixed(trades, prefix)
+
+    batched_ids, single_ids = _Ids(batched_world, "xx-"), _Ids(single_world, "yy-")
+    audit_from = _newest_audit_id(store)
+    batched = store.apply_batch(writes(batched_world, "xx-"))
+    batched_rows = _rows_since(store, batched_ids, audit_from, batched_world.asset_id)
+    batched_results = _results(batched, batched_ids)
+
+    audit_from = _newest_audit_id(store)
+    single = store.apply_each(writes(single_world, "yy-"))
+    single_rows = _rows_since(store, single_ids, audit_from, single_world.asset_id)
+
+    assert batched_results == _results(single, single_ids)
+    assert batched_rows == single_rows
+    assert len(batched_rows["audits"]) == 9 and len(batched_rows["positions"]) == 3
+    # Exact decimals and the link both ways.
+    assert batched[2].result.entry_price == Decimal("1.23456789")
+    assert store.get_order(batched[0].result.id).position_id == batched[2].result.id
+
+
+def test_the_orm_path_taking_over_mid_batch_sees_the_fast_paths_writes(store: Store) -> None:
+    world = make_world(store)
+    a, b = _trade(world, "a"), _trade(world, "b")
+    reject_b = WriteRequest(op="mark_order_rejected", ctx=AuditContext.system(request_id="b-r"),
+                            args=("b-coid", "no margin"))
+    # b's intent (fast), its rejection (ORM path), then a position for the rejected order.
+    writes = [*a, b[0], reject_b, b[2], a[0]]
+    before = audit_count(store.engine)
+    outcomes = store.apply_batch(writes)
+
+    assert [o.ok for o in outcomes] == [True, True, True, True, True, False, True]
+    assert outcomes[4].result.status == "rejected"
+    assert "is rejected" in (outcomes[5].error or "")
+    assert outcomes[6].result.id == outcomes[0].result.id  # a resend inside the batch: replayed
+    assert audit_count(store.engine) == before + 5  # refused write and replay add none
+    assert store.get_order_by_client_id("b-coid").status == "rejected"
+    assert store.list_positions(asset_id=world.asset_id).total == 1
+
+
+def test_a_trade_split_across_batches_continues_on_the_orm_path(store: Store) -> None:
+    world = make_world(store)
+    intent, fill, position = _trade(world, "s")
+    (first,) = store.apply_batch([intent])
+    opened, placed = store.apply_batch([fill, position])
+    assert opened.ok and placed.ok, (opened.error, placed.error)
+    assert placed.result.opening_order_id == first.result.id
+    assert store.get_order(first.result.id).status == "open"
