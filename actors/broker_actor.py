@@ -172,10 +172,8 @@ class BrokerActor:
                 account.closes[result.position_id] = result
             replayed += 1
         self._advance_locked(account, journal.cursor)
-        if journal.finished and not account.finished:
-            account.finished = True
-            method = getattr(account.broker, "close_all", None)
-            self._remember_events(account, _as_results(method("end")) if method is not None else [])
+        if journal.finished:
+            self._finish_locked(account)
         return replayed
 
     # ----------------------------------------------------------------- orders
@@ -273,13 +271,24 @@ class BrokerActor:
         """End of a simulation: close everything at the last close (once)."""
         account = self._account(key)
         async with account.lock:
-            if account.finished:
-                return []
-            account.finished = True
-            method = getattr(account.broker, "close_all", None)
-            produced = _as_results(method("end")) if account.data is not None and method is not None else []
-            self._remember_events(account, produced)
-            return produced
+            return self._finish_locked(account)
+
+    def _finish_locked(self, account: _Account) -> list[OrderResult]:
+        if account.finished:
+            return []
+        account.finished = True
+        method = getattr(account.broker, "close_all", None)
+        produced = _as_results(method("end")) if account.data is not None and method is not None else []
+        # Orders still queued (accepted, to fill at a next bar that never comes) are
+        # dropped by the simulation: say so, so their intents do not stay pending forever.
+        settled = {r.client_order_id for r in account.events + produced}
+        for cid, result in account.results.items():
+            if result.status is OrderStatus.PENDING and cid not in settled:
+                produced.append(OrderResult(success=False, client_order_id=cid, order_id=result.order_id,
+                                            position_id=result.position_id, status=OrderStatus.CANCELLED,
+                                            reason="end of data before the order filled"))
+        self._remember_events(account, produced)
+        return produced
 
     async def closed_positions(self, key: str, position_ids: Sequence[str]) -> list[OrderResult]:
         """Close results for those of ``position_ids`` that are no longer open here."""

@@ -154,7 +154,9 @@ class PredictionActorPort:
         if source == "csv" and data is not None:
             from engine.prediction.csv_provider import CsvPredictionProvider
 
-            return cls(record.symbol, provider=CsvPredictionProvider(data))
+            # The whole file's predictions at once (row i = made at bar i), exactly what the
+            # single-CSV backtest hands the strategy: the same rows, hence the same trades.
+            return cls(record.symbol, provider=CsvPredictionProvider(data).precompute(data))
         import ray
 
         handle = ray.get_actor(naming.PREDICTION, namespace=str(settings.get("ray_namespace", "lts")))
@@ -162,7 +164,7 @@ class PredictionActorPort:
 
     async def predictions_at(self, snapshot: MarketSnapshot) -> Any:
         if self._provider is not None:
-            return self._provider.get_predictions(self._symbol, snapshot.timestamp)
+            return self._provider  # PrecomputedPredictions: the strategy reads row snapshot.index
         return await _call(self._handle.get_predictions.remote(self._symbol, snapshot.timestamp),
                            self._timeout_s, "prediction.get_predictions")
 

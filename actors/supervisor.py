@@ -135,6 +135,7 @@ class PortfolioSupervisor:
         self._metric_counts: collections.Counter[tuple[str, str]] = collections.Counter()
         # Round trip of each step as the supervisor sees it (ms), for status and benchmarks.
         self._latencies: collections.deque[float] = collections.deque(maxlen=100_000)
+        self._order_latencies: collections.deque[float] = collections.deque(maxlen=100_000)  # steps that sent orders
         self.steps_total = 0
         self.broker_restarts = 0
         self._stats_flushed = time.monotonic()
@@ -192,11 +193,13 @@ class PortfolioSupervisor:
         return self._status()
 
     async def take_latencies(self) -> dict[str, Any]:
-        """Step round trips (ms) since the last call, and the step count (benchmarks)."""
-        values = list(self._latencies)
+        """Step round trips (ms) since the last call (all steps, and those that sent an
+        order), and the step count (benchmarks)."""
+        values, orders = list(self._latencies), list(self._order_latencies)
         self._latencies.clear()
-        return {"latencies_ms": values, "steps_total": self.steps_total, "cycles": self.cycles,
-                "window": self.window}
+        self._order_latencies.clear()
+        return {"latencies_ms": values, "order_latencies_ms": orders, "steps_total": self.steps_total,
+                "cycles": self.cycles, "window": self.window}
 
     async def ping(self) -> str:
         return "ok"
@@ -243,6 +246,7 @@ class PortfolioSupervisor:
         self._plugin = create_plugin("portfolio", self._portfolio.portfolio_plugin, self._portfolio.portfolio_config)
         # Dumped once per load: the plugin gets plain dicts, every cycle.
         self._dumps = (self._portfolio.model_dump(), [a.model_dump() for a in self._assets])
+        self._capital = self._allocation()  # before the first steps are dispatched
         wanted = {a.id for a in self._assets if str(getattr(a.status, "value", a.status)) != "errored"}
         for asset_id in list(self.children):
             if asset_id not in wanted and self.children[asset_id].state != "errored":
@@ -298,7 +302,7 @@ class PortfolioSupervisor:
             else:
                 ref = handle.step.remote(arg)
                 child.sent_capital = arg
-            future = ref.as_future()
+            future = asyncio.wrap_future(ref.future())
             child.inflight, child.timed_out = future, False
             done, _ = await asyncio.wait({future}, timeout=self.timeout_s)
         if not done:
@@ -315,7 +319,8 @@ class PortfolioSupervisor:
             child.inflight = None
         if future.cancelled():
             return
-        self._latencies.append((time.perf_counter() - sent) * 1000.0)
+        took_ms = (time.perf_counter() - sent) * 1000.0
+        self._latencies.append(took_ms)
         exc = future.exception()
         if isinstance(exc, RayActorError):
             if child.handle is handle:
@@ -326,6 +331,8 @@ class PortfolioSupervisor:
             return
         result = future.result()
         self.steps_total += 1
+        if result.get("client_order_id"):
+            self._order_latencies.append(took_ms)
         child.last_step = result
         if result.get("finished") and child.handle is handle:
             child.state = "finished"
@@ -492,6 +499,7 @@ class PortfolioSupervisor:
     async def _mark_errored(self, child: _Child, reason: str) -> None:
         child.state = "errored"
         child.last_error = reason
+        self._stats["assets_errored"] += 1  # the next statistics row shows it, with the reason
         logger.error("portfolio %s: asset %s errored: %s", self.portfolio_id, child.asset_id, reason)
         try:
             await self.store.mark_asset_errored(child.asset_id, reason)

@@ -3,9 +3,13 @@
 One portfolio of N asset actors (default: 10 and 100) in simulation mode with the default
 broker and the persistence actor writing to SQLite, heartbeat as fast as possible. A step is
 the supervisor's call into an asset actor: bar -> strategy -> (orders: persistence actor +
-broker actor) -> answer; latency is that round trip as the supervisor sees it. Reference,
-measured in the same run: a trivial actor round trip (one hop, sequential) and pipelined
-trivial calls into one actor.
+broker actor) -> answer; latency is that round trip as the supervisor sees it, from the
+step's dispatch (the supervisor runs at most ``max_steps_in_flight`` steps at once; an
+asset waiting for a slot is not counted as latency, its step rate is printed instead).
+Hold steps cost one hop (supervisor -> asset); a step that sends an order adds the intent
+write, the broker call and the result write (3 hops, 2 commits). The persistence actor's
+busy share shows when SQLite writes are the limit. Reference, measured in the same run: a
+trivial actor round trip (one hop, sequential) and pipelined trivial calls into one actor.
 
     .venv/bin/python bench/bench_actors.py [--assets 10 100] [--seconds 10]
 
@@ -15,6 +19,7 @@ Figures on a shared 2-core machine are noisy; compare the ratios, not the absolu
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import statistics
 import sys
@@ -51,7 +56,7 @@ def reference() -> dict[str, float]:
             "pipelined_calls_per_s": pipelined}
 
 
-def run(n_assets: int, seconds: float, workdir: Path) -> dict[str, float]:
+def run(n_assets: int, seconds: float, workdir: Path, in_flight: int | None = None) -> dict[str, float]:
     from actors.demo_data import generate_ohlc
     from actors.runtime import EngineRuntime
     from engine.config.defaults import DEFAULT_VALUES
@@ -77,7 +82,7 @@ def run(n_assets: int, seconds: float, workdir: Path) -> dict[str, float]:
         store.activate_asset(system, asset.id)
     store.activate_portfolio(system, portfolio.id)
     config = dict(DEFAULT_VALUES, database_url=url, data_dir=str(workdir), global_latency=0.0,
-                  ray_namespace=f"bench{n_assets}", step_timeout_s=30.0)
+                  ray_namespace=f"bench{n_assets}", step_timeout_s=30.0, max_steps_in_flight=in_flight)
     runtime = EngineRuntime(config)
     started = time.perf_counter()
     runtime.start()
@@ -98,25 +103,35 @@ def run(n_assets: int, seconds: float, workdir: Path) -> dict[str, float]:
         print(f"  {n_assets - running} asset(s) did not start: {sorted(errors)[:3]}")
     time.sleep(2.0)  # warm-up
     first = ray.get(sup.take_latencies.remote(), timeout=30)
+    writer_before = ray.get(runtime.persistence.stats.remote(), timeout=30) if runtime.persistence else None
     t0 = time.perf_counter()
     time.sleep(seconds)
     window = ray.get(sup.take_latencies.remote(), timeout=30)
     elapsed = time.perf_counter() - t0
+    writer_after = ray.get(runtime.persistence.stats.remote(), timeout=30) if runtime.persistence else None
     runtime.stop()
     orders = store.list_orders(portfolio_id=portfolio.id).total
     store.close()
-    lat = window["latencies_ms"]
+    # (.get: the same script also measures older engine versions, for before/after figures)
+    lat, order_lat = window["latencies_ms"], window.get("order_latencies_ms", [])
+    hold_lat = list((collections.Counter(lat) - collections.Counter(order_lat)).elements()) or [float("nan")]
     steps = window["steps_total"] - first["steps_total"]
+    busy = ((writer_after["busy_s"] - writer_before["busy_s"]) / elapsed) if writer_before else float("nan")
     return {"assets": running, "startup_s": startup_s, "steps_per_s": steps / elapsed,
             "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
-            "mean_ms": statistics.fmean(lat), "cycles_per_s": (window["cycles"] - first["cycles"]) / elapsed,
-            "orders_recorded": orders}
+            "hold_p50_ms": float(np.percentile(hold_lat, 50)), "hold_p99_ms": float(np.percentile(hold_lat, 99)),
+            "order_p50_ms": float(np.percentile(order_lat, 50)) if order_lat else float("nan"),
+            "order_p99_ms": float(np.percentile(order_lat, 99)) if order_lat else float("nan"),
+            "order_share": len(order_lat) / max(len(lat), 1), "writer_busy": busy, "window": window.get("window"),
+            "mean_ms": statistics.fmean(lat), "orders_recorded": orders}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--in-flight", type=int, default=None,
+                        help="max_steps_in_flight (default: the engine's, 2 x CPUs; 0: no limit)")
     args = parser.parse_args()
     ray.init(num_cpus=(os.cpu_count() or 2) + 2, include_dashboard=False, log_to_driver=False,
              configure_logging=False, namespace="bench")
@@ -125,11 +140,15 @@ def main() -> None:
           f"pipelined into one actor {ref['pipelined_calls_per_s']:.0f} calls/s")
     with tempfile.TemporaryDirectory(prefix="lts-bench-") as tmp:
         for n in args.assets:
-            r = run(n, args.seconds, Path(tmp))
-            print(f"{n:>4} assets: {r['steps_per_s']:8.0f} steps/s ({r['cycles_per_s']:.1f} cycles/s), "
-                  f"step latency p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
+            r = run(n, args.seconds, Path(tmp), args.in_flight)
+            print(f"{n:>4} assets: {r['steps_per_s']:8.0f} steps/s ({r['steps_per_s'] / max(r['assets'], 1):.1f} per "
+                  f"asset), step latency p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
                   f"(= {r['p50_ms'] / ref['rtt_p50_ms']:.1f}x / {r['p99_ms'] / ref['rtt_p50_ms']:.1f}x a trivial "
                   f"round trip); startup {r['startup_s']:.1f} s; {r['orders_recorded']} orders recorded")
+            print(f"      hold steps p50 {r['hold_p50_ms']:.1f} ms p99 {r['hold_p99_ms']:.1f} ms; "
+                  f"order steps ({100 * r['order_share']:.0f}% of steps) p50 {r['order_p50_ms']:.1f} ms "
+                  f"p99 {r['order_p99_ms']:.1f} ms; persistence actor busy {100 * r['writer_busy']:.0f}% of the time; "
+                  f"at most {r['window'] or 'unlimited'} steps in flight; load average {os.getloadavg()[0]:.1f}")
     ray.shutdown()
 
 
