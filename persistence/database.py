@@ -1,7 +1,8 @@
 """Engines and sessions: one function builds an engine from a URL; nothing at import time.
 
 * ``make_engine(url)``: SQLite gets WAL, foreign keys, a busy timeout and
-  ``synchronous=NORMAL``; PostgreSQL gets a bounded, pre-pinged, recycled pool.
+  ``synchronous=NORMAL``; PostgreSQL gets a bounded, recycled pool whose connections are
+  pinged only after they sat idle (see ``_ping_idle_connections``).
 * ``make_session_factory(engine)``: the sync ``sessionmaker``.
 * ``configure(url)`` installs the process-wide default used by ``get_db()`` (FastAPI
   dependency) and ``db_session()`` (context manager). Ray workers import this module
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -36,6 +38,12 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_POOL_SIZE = 10
 POSTGRES_MAX_OVERFLOW = 20
 POSTGRES_POOL_RECYCLE_S = 1800
+# A pooled PostgreSQL connection idle longer than this is pinged before reuse. Busy
+# connections (reused within milliseconds) are not: ``pool_pre_ping`` paid a round trip at
+# every checkout, a third of a simple API read. A connection that dies while in use (server
+# restarted under load) is handled optimistically: SQLAlchemy invalidates the whole pool on
+# the disconnect error, and Store reads retry once (``persistence.store.reads``).
+POSTGRES_PING_AFTER_IDLE_S = 10.0
 
 # Engine execution option that makes SQLite transactions "BEGIN IMMEDIATE": a writer
 # takes the write lock up front and waits (busy_timeout) instead of failing with
@@ -134,9 +142,33 @@ def _postgres_pool_options(pool_size: int | None, max_overflow: int | None) -> d
     return {
         "pool_size": POSTGRES_POOL_SIZE if pool_size is None else pool_size,
         "max_overflow": POSTGRES_MAX_OVERFLOW if max_overflow is None else max_overflow,
-        "pool_pre_ping": True,
         "pool_recycle": POSTGRES_POOL_RECYCLE_S,
     }
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pessimistic disconnect handling for idle connections only (SQLAlchemy's documented
+    custom pre-ping: raising ``DisconnectionError`` on checkout makes the pool discard the
+    connection and hand out a fresh one)."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["lts_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("lts_idle_since")
+        if since is None or time.monotonic() - since < POSTGRES_PING_AFTER_IDLE_S:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            if not dbapi_connection.autocommit:
+                dbapi_connection.rollback()
+        except Exception as exc:  # noqa: BLE001 - any failure: this connection is unusable
+            logger.info("pooled database connection found dead after %.0f s idle: %s",
+                        time.monotonic() - since, exc)
+            raise DisconnectionError(str(exc)) from exc
 
 
 def make_engine(
@@ -166,6 +198,7 @@ def make_engine(
         _install_sqlite_pragmas(engine, in_memory=in_memory)
     else:
         engine = create_engine(parsed, **options, **_postgres_pool_options(pool_size, max_overflow))
+        _ping_idle_connections(engine)
     logger.debug("database engine built for %s", parsed.render_as_string(hide_password=True))
     return engine
 
@@ -186,7 +219,7 @@ def make_async_engine(
         _install_async_sqlite_pragmas(engine, in_memory=in_memory)
     else:
         engine = create_async_engine(
-            parsed, **options, **_postgres_pool_options(pool_size, max_overflow)
+            parsed, **options, **_postgres_pool_options(pool_size, max_overflow), pool_pre_ping=True
         )
     return engine
 
@@ -195,6 +228,16 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """The sync session factory. ``expire_on_commit=False``: records are built after
     commit from already-loaded attributes without a second round trip."""
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads only. On PostgreSQL they run in autocommit: under READ COMMITTED
+    each statement has its own snapshot anyway, and it saves the ROLLBACK round trip that
+    closing a read transaction costs (SQLite keeps its snapshot-per-transaction reads)."""
+    bind = engine
+    if engine.dialect.name == "postgresql":
+        bind = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)
 
 
 def make_write_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine.errors import DomainError, LTSError
-from persistence.database import make_engine, make_session_factory, make_write_session_factory
+from persistence.database import make_engine, make_read_session_factory, make_write_session_factory
 from persistence.models import AuditLog
 from persistence.store._trade_batch import TradeBatch, _Planned
 from persistence.store._unit import WRITE_OPS, _Batch
@@ -43,7 +43,7 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
     """Facade over the database: every write with its audit row, every read as records."""
 
     def __init__(self, engine: Engine) -> None:
-        super().__init__(make_write_session_factory(engine), make_session_factory(engine))
+        super().__init__(make_write_session_factory(engine), make_read_session_factory(engine))
         self.engine = engine
 
     @classmethod

@@ -6,6 +6,8 @@ only what belongs to that user, and gets NotFound for anything else.
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -13,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, func, literal_column, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from engine.errors import DomainError, NotFound
@@ -53,6 +56,9 @@ from persistence.records import (
 )
 from persistence.store._unit import UnitOfWork
 
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
 RecordT = TypeVar("RecordT", bound=BaseModel)
 E = TypeVar("E", bound=StrEnum)
 
@@ -506,3 +512,30 @@ class ReadOps(UnitOfWork):
             return True
         owner = session.scalar(select(Portfolio.owner_id).where(Portfolio.id == portfolio_id))
         return owner == viewer.user_id
+
+
+def _retry_once_on_disconnect(read: Callable[..., R]) -> Callable[..., R]:
+    """Run ``read`` again if its connection turned out dead (a restarted database server).
+
+    The pool does not ping busy connections before use (``persistence.database``). When one
+    fails with a disconnect, SQLAlchemy invalidates it and every connection pooled before
+    it, so the second attempt runs on a fresh connection. Reads only: they have no effect
+    to repeat.
+    """
+
+    @functools.wraps(read)
+    def retrying(*args: Any, **kwargs: Any) -> R:
+        try:
+            return read(*args, **kwargs)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            logger.warning("database connection lost during %s, retrying once: %s", read.__name__, exc.orig)
+            return read(*args, **kwargs)
+
+    return retrying
+
+
+for _name, _method in list(vars(ReadOps).items()):
+    if not _name.startswith("_") and callable(_method):
+        setattr(ReadOps, _name, _retry_once_on_disconnect(_method))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, make_url, select, text
+from sqlalchemy.exc import DBAPIError
 
 from engine.errors import ConfigError
 from persistence import database
@@ -117,15 +119,45 @@ def test_sqlite_connections_get_wal_foreign_keys_and_busy_timeout(sqlite_db_url:
         engine.dispose()
 
 
-def test_postgres_engines_get_a_pre_pinged_bounded_pool(postgres_db_url: str) -> None:
-    engine = database.make_engine(postgres_db_url)
+def test_postgres_engines_get_a_bounded_pool_that_pings_only_idle_connections(
+    postgres_db_url: str, postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"lts-ping-{uuid.uuid4().hex[:8]}"
+    url = make_url(postgres_db_url).update_query_dict({"application_name": name})
+    engine = database.make_engine(url)
     try:
-        assert engine.pool._pre_ping is True  # noqa: SLF001 - the setting under test
+        assert engine.pool._pre_ping is False  # noqa: SLF001 - no round trip per checkout
         assert engine.pool.size() == database.POSTGRES_POOL_SIZE
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+
+        # A connection used moments ago is not pinged: killed by the server, its next use
+        # fails and invalidates it (the Store's reads retry once on that).
+        _terminate(postgres_server, name)
+        with pytest.raises(DBAPIError) as failed:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        assert failed.value.connection_invalidated
+
+        # A connection idle longer than the threshold is pinged at checkout and replaced.
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+        monkeypatch.setattr(database, "POSTGRES_PING_AFTER_IDLE_S", 0.0)
+        _terminate(postgres_server, name)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def _terminate(server_url: str, application_name: str) -> None:
+    """Have the server kill this test's connections (as a restart would)."""
+    import psycopg
+
+    libpq = make_url(server_url).set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                     (application_name,))
 
 
 @pytest.mark.parametrize(
