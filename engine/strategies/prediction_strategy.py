@@ -255,12 +255,15 @@ class PredictionStrategy(StrategyPlugin):
         if isinstance(got, str):
             return Decision.hold(got)
         if isinstance(got, PredictionResult):
-            if got.errors:
-                detail = "; ".join(f"{k}: {v}" for k, v in sorted(got.errors.items()))
-                return Decision.hold(f"prediction failed: {detail}")
             rows = (got.short_term, got.long_term, got.short_uncertainty, got.long_uncertainty)
         else:
             rows = got
         sig = self.generate_signal(market_data.price, *rows)
+        # Only the first ``predictions_used`` values of each horizon matter (as in the
+        # vectorised prepare()): an error about a later horizon must not change the
+        # decision; when a needed value is missing, the provider's reason is the reason.
+        if isinstance(got, PredictionResult) and got.errors and sig.reasoning.startswith("partial predictions"):
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(got.errors.items()))
+            return Decision.hold(f"prediction failed: {detail}")
         code = {"buy": LONG, "sell": SHORT}.get(sig.action, HOLD)
         return decision_for(code, sig.quantity, self._sl, self._tp, asset_data, sig.reasoning)

@@ -215,3 +215,26 @@ def test_prediction_strategy_maps_sell_while_long_to_close() -> None:
     assert opened.action == Action.OPEN and opened.parameters["side"] == "sell"
     assert opened.parameters["quantity"] == 10_000.0
     assert not math.isnan(float(opened.parameters["quantity"]))
+
+
+def test_prediction_strategy_ignores_errors_about_horizons_it_does_not_use() -> None:
+    # The vectorised prepare() reads only the first `predictions_used` (3) values of each
+    # horizon; decide() must agree even when a later horizon came back null with an error.
+    data = bars([(1.0, 1.0, 1.0, 1.0)] * 3)
+    complete = PredictionResult(symbol="EURUSD", timestamp=data.time_at(2), short_term=up(1.0, 0.003),
+                                long_term=up(1.0, 0.003), short_uncertainty=[0.0] * 6, long_uncertainty=[0.0] * 6)
+    later_missing = PredictionResult(
+        symbol="EURUSD", timestamp=data.time_at(2), short_term=up(1.0, 0.003)[:5] + [None],
+        long_term=up(1.0, 0.003), short_uncertainty=[0.0] * 6, long_uncertainty=[0.0] * 6,
+        errors={"short_term": "horizon 6: no data"})
+    strat = PredictionStrategy()
+    expected = strat.decide(FLAT_CTX, MarketSnapshot(data, 2, complete))
+    assert expected.action == Action.OPEN
+    assert strat.decide(FLAT_CTX, MarketSnapshot(data, 2, later_missing)) == expected
+
+    needed_missing = PredictionResult(
+        symbol="EURUSD", timestamp=data.time_at(2), short_term=[None] + up(1.0, 0.003)[1:],
+        long_term=up(1.0, 0.003), short_uncertainty=[0.0] * 6, long_uncertainty=[0.0] * 6,
+        errors={"short_term": "horizon 1: no data"})
+    held = strat.decide(FLAT_CTX, MarketSnapshot(data, 2, needed_missing))
+    assert held.action == Action.HOLD and "horizon 1: no data" in held.parameters["reason"]
