@@ -93,23 +93,28 @@ def _is_memory_sqlite(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or "mode=memory" in str(url)
 
 
+def _apply_sqlite_pragmas(dbapi_connection: Any, *, in_memory: bool) -> None:
+    """WAL, foreign keys, busy timeout and synchronous=NORMAL on a new connection (sync and
+    async engines alike). pysqlite's own transaction handling breaks SAVEPOINT; SQLAlchemy's
+    documented recipe: switch it off and emit BEGIN ourselves (the engines' "begin" hooks)."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
 def _install_sqlite_pragmas(engine: Engine, *, in_memory: bool) -> None:
     """Per-connection pragmas, and explicit BEGIN so SAVEPOINTs work under pysqlite."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # pysqlite's own transaction handling breaks SAVEPOINT; SQLAlchemy's documented
-        # recipe: switch it off and emit BEGIN ourselves (the "begin" hook below).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cursor.close()
+        _apply_sqlite_pragmas(dbapi_connection, in_memory=in_memory)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -122,16 +127,7 @@ def _install_async_sqlite_pragmas(engine: AsyncEngine, *, in_memory: bool) -> No
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cursor.close()
+        _apply_sqlite_pragmas(dbapi_connection, in_memory=in_memory)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
