@@ -81,8 +81,14 @@ def test_lts_run_on_a_ray_start_cluster(tmp_path: Path) -> None:
         assert lts.returncode == 0, output
         assert "Stopped cleanly." in output and address in output
         with sqlite3.connect(db) as conn:
-            statuses = dict(conn.execute("select status, count(*) from orders group by status").fetchall())
-        assert "pending" not in statuses and sum(statuses.values()) >= 3
+            orders = conn.execute("select id, asset_id, status from orders order by id").fetchall()
+        assert len(orders) >= 3
+        # A decision on bar t fills at bar t+1's open: a stop between two bars may leave each
+        # asset's newest order queued at the broker ("pending"), to be reconciled on the next
+        # start. Anything pending behind a later order of its asset would be a lost intent.
+        newest = {asset_id: order_id for order_id, asset_id, _status in orders}
+        stranded = [o for o in orders if o[2] == "pending" and newest[o[1]] != o[0]]
+        assert stranded == [], orders
     finally:
         for proc in reversed(procs):
             _stop(proc)
