@@ -47,11 +47,7 @@ class AsyncPredictionClient:
         self.settings = settings or PredictionClientSettings()
         s = self.settings
         self._http = httpx.AsyncClient(
-            base_url=s.base_url,
-            headers=protocol.request_headers(s),
-            timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s),
-            limits=httpx.Limits(max_connections=s.max_concurrency, max_keepalive_connections=s.max_concurrency),
-            transport=transport,
+            **protocol.http_client_options(s), transport=transport,
         )
         self._slots = asyncio.Semaphore(s.max_concurrency)
         self._closed = False

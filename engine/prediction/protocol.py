@@ -120,6 +120,18 @@ def request_headers(settings: PredictionClientSettings) -> dict[str, str]:
     return headers
 
 
+def http_client_options(settings: PredictionClientSettings) -> dict[str, Any]:
+    """Options shared by the sync and async ``httpx`` clients: base URL, headers,
+    connect/read timeouts and a connection pool sized to the concurrency bound."""
+    return {
+        "base_url": settings.base_url,
+        "headers": request_headers(settings),
+        "timeout": httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
+        "limits": httpx.Limits(max_connections=settings.max_concurrency,
+                               max_keepalive_connections=settings.max_concurrency),
+    }
+
+
 def check_response(response: httpx.Response, what: str, *, secret: str | None = None) -> None:
     """Raise for a non-2xx answer: transient for 429/5xx, permanent for other 4xx.
 
