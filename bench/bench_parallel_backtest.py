@@ -5,9 +5,9 @@
 (a) 16 backtests (4 files x 4 parameter sets) of 250,000 bars each: sequentially in this
     process (each file parsed once, as the Ray path does) vs as Ray tasks on this
     machine's cores -> parallel efficiency = T_sequential / (cores x T_ray). Target >= 90%.
-    Also with the CSVs already parsed (the backtest tasks alone). Note that the
-    sequential reference parses with pyarrow's thread pool (all cores), so parsing
-    itself is not single-core in the reference.
+    Also with the CSVs already parsed (the backtest tasks alone). The sequential
+    reference is serial: pyarrow parses on one thread there, as it does in a Ray worker
+    (before 2026-11-25 it parsed on every core, which made the reference partly parallel).
 (b) per-task overhead: a 1,000-bar backtest through a Ray task (data already in the
     object store, one call at a time) minus the same call made directly. Target < 20 ms.
 (c) total bars/s of the whole batch through Ray.
@@ -66,7 +66,21 @@ def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 
 def run_sequential(plan) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    """Every run in this process, each file parsed once (what a single-process tool does)."""
+    """Every run in this process, one after another, each file parsed once (what a
+    single-process tool does). Serial means one core: pyarrow's CSV reader would
+    otherwise parse on every core, while a Ray worker parses on one (Ray sets
+    OMP_NUM_THREADS=1 in its workers and pyarrow honours it)."""
+    import pyarrow
+
+    threads = pyarrow.cpu_count()
+    pyarrow.set_cpu_count(1)
+    try:
+        return _run_sequential(plan)
+    finally:
+        pyarrow.set_cpu_count(threads)
+
+
+def _run_sequential(plan) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     loaded: dict[str, object] = {}
     ok = 0
@@ -150,6 +164,9 @@ def main() -> int:
     parser.add_argument("--combos", type=int, default=4, help="values of 'fast' per file")
     parser.add_argument("--overhead_reps", type=int, default=40)
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--address", default=None,
+                        help="join a running cluster (e.g. one from `ray start --head`) instead "
+                             "of starting a local one; --cpus is then the cluster's CPU count")
     parser.add_argument("--skip_reload", action="store_true", help="skip measurement (d)")
     parser.add_argument("--keep_priority", action="store_true",
                         help="do not lower this process to the Ray workers' niceness")
@@ -163,7 +180,11 @@ def main() -> int:
         # share, a reference at niceness 0 would get more CPU than the tasks it is compared
         # with, so the sequential reference runs at the workers' niceness.
         os.nice(max(0, RAY_WORKER_NICENESS - os.nice(0)))
-    cores = args.cpus
+    if args.address:
+        ray.init(address=args.address, log_to_driver=False, configure_logging=False)
+        cores = int(ray.cluster_resources().get("CPU", 1))
+    else:
+        cores = args.cpus
     with tempfile.TemporaryDirectory(prefix="lts-bench-") as tmp:
         folder = Path(tmp)
         files = []
@@ -181,14 +202,20 @@ def main() -> int:
         print(f"{runs} backtests ({args.files} files x {args.combos} parameter sets) of "
               f"{args.bars:,} bars, strategy {STRATEGY}, {cores} cores")
 
-        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        if not args.address:
+            ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
         try:
-            # Warm up: imports in this process and in every Ray worker (not timed).
-            warm = build_plan(strategy=STRATEGY, files=[small], grid_items=[
-                "fast=" + ",".join(str(v) for v in range(2, 2 + 2 * cores))])
+            # Warm up: imports in this process and in every Ray worker (not timed): one
+            # small file per core, so every worker runs a loader task and backtests.
+            smalls = []
+            for i in range(cores):
+                smalls.append(folder / f"small_{i}.csv")
+                write_random_walk(smalls[-1], 1_000, seed=20 + i)
+            warm = build_plan(strategy=STRATEGY, files=smalls, grid_items=["fast=2,4"])
             run_sequential(warm)
-            run_ray(warm)
+            for _ in range(2):
+                run_ray(warm)
 
             # Interleaved repetitions, best of each: on a shared machine the load drifts,
             # and the minimum is the figure least disturbed by other processes.

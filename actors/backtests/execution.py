@@ -25,7 +25,7 @@ import numpy as np
 
 from actors.backtests import plots
 from actors.backtests.outcome import RunOutcome, RunStatus
-from actors.backtests.report import trades_csv_bytes
+from actors.backtests.report import trade_log_csv_bytes
 from actors.backtests.spec import RunSpec
 from engine.data.market_data import MarketData
 from engine.errors import ConfigError, LTSError
@@ -171,7 +171,7 @@ def execute_run(
         bars=len(data),
         data_id=data.meta.get("load_id"),
         seconds=seconds,
-        trades_csv=trades_csv_bytes(result.trades),
+        trades_csv=trade_log_csv_bytes(result.trade_log),
         trades=list(result.trades) if keep_trades else None,
         curve_times=curve_times,
         curve_values=curve_values,

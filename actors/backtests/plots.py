@@ -59,6 +59,7 @@ def equity_png(
     initial_equity: float | None = None,
 ) -> bytes:
     """One run's equity curve (with its drawdown shaded) as PNG bytes."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=PNG_SIZE_INCHES, dpi=PNG_DPI)
@@ -72,13 +73,18 @@ def equity_png(
                         alpha=0.25, linewidth=0, label="drawdown")
     if initial_equity is not None:
         ax.axhline(initial_equity, color="#555555", linewidth=0.8, linestyle="--")
-    ax.set_title(title, fontsize=10)
+    # A figure-level title and concise (unrotated) date labels: Axes.set_title and
+    # autofmt_xdate each make matplotlib lay out every tick label an extra time, which
+    # was half of the ~130 ms a PNG took.
+    fig.text(0.5, 0.96, title, ha="center", va="top", fontsize=10)
+    locator = AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.set_ylabel("equity")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    fig.autofmt_xdate()
     # Fixed margins: tight_layout would draw the figure twice (it renders to measure).
-    fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.2)
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.88, bottom=0.14)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()

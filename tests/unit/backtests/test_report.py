@@ -183,3 +183,21 @@ def test_report_without_a_successful_run_says_so(tmp_path: Path) -> None:
     assert "No run finished successfully" in html and "was interrupted" in html
     assert "bad.csv:2: OPEN &#x27;x&#x27; is not a number" in html  # escaped
     assert json.loads(paths["summary_json"].read_text())["winner"] is None
+
+
+def test_trades_csv_from_the_log_columns_equals_the_one_from_trade_objects(eurusd_data) -> None:
+    """The task writes the trades CSV straight from the log's columns; it must be the
+    same bytes as writing the ``Trade`` objects (every exit reason and both sides)."""
+    from actors.backtests.report import trade_log_csv_bytes
+    from engine.backtest.runner import run_backtest
+
+    result = run_backtest(eurusd_data, "sma_cross",
+                          {"fast": 5, "slow": 20, "stop_loss": 15, "take_profit": 25}, {})
+    log = result.trade_log
+    assert len(log) > 50
+    reasons = {r for r in log.exit_reason.tolist()}
+    assert len(reasons) >= 3 and set(log.side.tolist()) == {1, -1}
+    from_columns = trade_log_csv_bytes(log)
+    assert log._cache is None  # the column writer built no Trade objects
+    assert from_columns == trades_csv_bytes(log.trades())
+    assert from_columns.count(b"\n") == len(log) + 1
