@@ -308,6 +308,11 @@ class PersistenceClient:
     async def write_many(self, writes: Sequence[WriteRequest]) -> list[WriteOutcome]:
         """Send ``writes`` in one call; answers come after commit, in order."""
         writes = list(writes)
+        try:  # the common case, without building a retry loop for every call
+            return await asyncio.wait_for(self._handle().submit.remote(writes), self._call_timeout_s)
+        except _NO_ANSWER_ERRORS as exc:
+            logger.warning("persistence call got no answer (%s); resending", type(exc).__name__)
+            self.resends += 1
         async for attempt in self._retrying(AsyncRetrying):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
@@ -325,6 +330,11 @@ class PersistenceClient:
 
     def write_many_sync(self, writes: Sequence[WriteRequest]) -> list[WriteOutcome]:
         writes = list(writes)
+        try:  # the common case, without building a retry loop for every call
+            return list(ray.get(self._handle().submit.remote(writes), timeout=self._call_timeout_s))
+        except _NO_ANSWER_ERRORS as exc:
+            logger.warning("persistence call got no answer (%s); resending", type(exc).__name__)
+            self.resends += 1
         for attempt in self._retrying(Retrying):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:

@@ -8,6 +8,8 @@ up to ``--batch-size`` records with a SAVEPOINT each), on SQLite and on PostgreS
 
 References measured in the same run, to read the figures against:
 * the bare actor round trip: ``ping`` calls/s from the same 50 callers;
+* the same calls into an actor that commits nothing (the ceiling Ray, serialization and
+  the client allow before any database work);
 * the Store alone, in this process without Ray, applying the same records in batches.
 
     .venv/bin/python bench/bench_persistence.py                 # both databases
@@ -168,6 +170,28 @@ async def drive_ping(handle: Any, callers: int, seconds: float) -> Result:
     return Result("", calls, time.perf_counter() - start, latencies)
 
 
+def ray_ceiling(url: str, assets: list[tuple[int, int]], seconds: float, trades_per_call: int) -> Result:
+    """The same callers and calls into a persistence actor whose writes commit nothing:
+    what Ray, serialization and the client cost alone, i.e. the ceiling any database
+    work lowers. A benchmark reference only; nothing in the product runs this way."""
+    import ray
+
+    from actors.persistence_actor import PersistenceActor, PersistenceSettings
+    from persistence.store import WriteOutcome
+
+    class NoDatabase(PersistenceActor):
+        def _apply(self, writes):  # type: ignore[no-untyped-def]
+            return [WriteOutcome.success(write, None) for write in writes]
+
+    cls = ray.remote(**PersistenceActor.RAY_OPTIONS)(NoDatabase)
+    handle = cls.remote(url, PersistenceSettings())
+    ray.get(handle.ping.remote(), timeout=120)
+    asyncio.run(drive(handle, assets, 1.0, trades_per_call))  # warm up
+    result = asyncio.run(drive(handle, assets, seconds, trades_per_call))
+    ray.kill(handle)
+    return result
+
+
 def in_process_reference(url: str, assets: list[tuple[int, int]], records_target: int, batch_size: int) -> Result:
     """The Store alone (no Ray, no actor), same records, batches of ``batch_size``."""
     from actors.persistence_actor import PersistenceClient
@@ -211,12 +235,19 @@ def run_backend(ray: Any, backend: str, args: argparse.Namespace) -> list[Result
                 f"actor writing {100 * (after['busy_s'] - before['busy_s']) / result.seconds:.0f}% of the time"
             )
             results.append(result)
+            if label == "batching on" and args.multi_trades > 1:
+                multi = asyncio.run(drive(handle, assets, args.seconds, args.multi_trades))
+                multi.label = f"{backend:10s} batching on, {args.multi_trades} trades/call"
+                results.append(multi)
             if label == "batching on":
                 ping = asyncio.run(drive_ping(handle, args.callers, min(args.seconds, 3.0)))
                 ping.label = f"{backend:10s} bare actor ping (calls/s)"
                 results.append(ping)
             ray.kill(handle)
             if label == "batching on":
+                ceiling = ray_ceiling(url, assets, min(args.seconds, 4.0), args.trades_per_call)
+                ceiling.label = f"{backend:10s} same calls, no database"
+                results.append(ceiling)
                 reference = in_process_reference(url, assets, 3000, args.batch_size)
                 reference.label = f"{backend:10s} Store alone, in-process"
                 results.append(reference)
@@ -231,6 +262,8 @@ def main() -> int:
     parser.add_argument("--callers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per mode")
     parser.add_argument("--trades-per-call", type=int, default=1)
+    parser.add_argument("--multi-trades", type=int, default=4,
+                        help="also measure calls carrying this many trades (0: skip)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--batch-delay-ms", type=float, default=5.0)
     args = parser.parse_args()
@@ -257,8 +290,10 @@ def main() -> int:
     for backend in backends:
         by = {r.label.split(None, 1)[1]: r for r in results if r.label.startswith(backend)}
         on, off, ref = by["batching on"], by["batching off"], by["Store alone, in-process"]
+        ceiling = by["same calls, no database"]
         print(f"{backend}: batching on/off = {on.records_per_s / off.records_per_s:.2f}x; "
               f"actor/Store-alone = {on.records_per_s / ref.records_per_s:.2f}; "
+              f"actor/no-database ceiling = {on.records_per_s / ceiling.records_per_s:.2f}; "
               f"records per ping-equivalent call = {on.records_per_s / by['bare actor ping (calls/s)'].records_per_s:.2f}")
     return 0
 
