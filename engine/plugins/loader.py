@@ -19,6 +19,7 @@ import inspect
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -34,18 +35,25 @@ ENTRY_POINT_PREFIX = "lts."
 # Scanning every installed distribution's metadata costs ~20 ms, which a backtest task
 # would otherwise pay on every run. The scan is kept per group and redone when the
 # import path or any of its folders changes (installing or removing a distribution adds
-# or removes a ``.dist-info`` folder, which changes its parent folder's mtime).
+# or removes a ``.dist-info`` folder, which changes its parent folder's mtime). A folder
+# changed in the last seconds is not trusted: file systems stamp mtimes with a coarse
+# clock, so a second change within the same tick would keep the same mtime.
 _scan_cache: dict[str, tuple[tuple[object, ...], dict[str, EntryPoint]]] = {}
+_SETTLED_S = 2.0
 
 
-def _import_path_state() -> tuple[object, ...]:
+def _import_path_state() -> tuple[tuple[object, ...], bool]:
+    """(sys.path entries with their folders' mtimes, whether every folder is settled)."""
     state: list[object] = []
+    newest = 0
     for entry in sys.path:
         try:
-            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+            mtime = os.stat(entry or ".").st_mtime_ns
         except OSError:
-            state.append((entry, None))
-    return tuple(state)
+            mtime = None
+        state.append((entry, mtime))
+        newest = max(newest, mtime or 0)
+    return tuple(state), time.time_ns() - newest > _SETTLED_S * 1e9
 
 
 def normalize_group(group: str) -> str:
@@ -73,9 +81,9 @@ def available_plugins(group: str) -> dict[str, EntryPoint]:
     warning names both (the other cannot be selected by name).
     """
     ep_group = entry_point_group(group)
-    state = _import_path_state()
+    state, settled = _import_path_state()
     cached = _scan_cache.get(ep_group)
-    if cached is not None and cached[0] == state:
+    if settled and cached is not None and cached[0] == state:
         return dict(cached[1])
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=ep_group):
@@ -91,7 +99,8 @@ def available_plugins(group: str) -> dict[str, EntryPoint]:
             continue
         found[ep.name] = ep
     result = dict(sorted(found.items()))
-    _scan_cache[ep_group] = (state, result)
+    if settled:
+        _scan_cache[ep_group] = (state, result)
     return dict(result)
 
 

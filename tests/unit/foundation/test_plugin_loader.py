@@ -177,3 +177,49 @@ def test_describe_plugins_lists_failures_without_hiding_the_rest(plugin_dist) ->
     assert infos["tiny_strategy"].distribution == "lts-test-plugins"
     assert not infos["broken_strategy"].ok
     assert re.search(r"failed to import: RuntimeError: sample plugin failed", infos["broken_strategy"].error)
+
+
+def test_the_entry_point_scan_is_cached_until_the_import_path_changes(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scanning every distribution costs ~20 ms per lookup; the scan is reused while no
+    folder on sys.path changes, and redone as soon as one does (a plugin installed into
+    a folder already on the path is found at once, and one removed is gone)."""
+    import os
+    import shutil
+
+    from engine.plugins import loader
+    from tests.unit.foundation.conftest import SAMPLES, write_distribution
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    scans = []
+    real = loader.entry_points
+    monkeypatch.setattr(loader, "entry_points", lambda **kw: scans.append(kw) or real(**kw))
+
+    # Settled folders: the second lookup reuses the first scan.
+    monkeypatch.setattr(loader, "_SETTLED_S", 0.0)
+    assert "late_strategy" not in available_plugins("strategy")
+    assert "sma_cross" in available_plugins("strategy")
+    assert len(scans) == 1
+
+    # A distribution appears in a folder already on sys.path: its mtime changes.
+    write_distribution(site, "lts-late", {"lts.strategy": {"late_strategy": f"{SAMPLES}:TinyStrategy"}})
+    stamp = os.stat(site).st_mtime_ns + 1_000_000_000  # as if a second later (coarse clocks)
+    os.utime(site, ns=(stamp, stamp))
+    assert load_plugin("strategy", "late_strategy").__name__ == "TinyStrategy"
+    assert len(scans) == 2
+
+    shutil.rmtree(site / "lts_late-1.0.dist-info")
+    stamp += 1_000_000_000
+    os.utime(site, ns=(stamp, stamp))
+    with pytest.raises(PluginError, match="unknown strategy plugin 'late_strategy'"):
+        load_plugin("strategy", "late_strategy")
+
+    # A folder changed moments ago is never trusted, whatever its mtime says.
+    monkeypatch.setattr(loader, "_SETTLED_S", 3600.0)
+    before = len(scans)
+    available_plugins("strategy")
+    available_plugins("strategy")
+    assert len(scans) == before + 2
