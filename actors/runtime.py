@@ -10,10 +10,13 @@ it — no orphaned engines on a shared cluster.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import ray
@@ -40,12 +43,19 @@ def actor_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return {key: config[key] for key in _SETTING_KEYS if key in config}
 
 
-def init_ray(config: Mapping[str, Any]) -> dict[str, Any]:
+def init_ray(config: Mapping[str, Any], *, own_session: bool = False) -> dict[str, Any]:
     """Start a local Ray cluster (``ray_address`` None) or join one (``auto``/``HOST:PORT``).
 
-    Returns what to tell the user (dashboard URL, address). A local cluster gets a few
-    logical CPUs more than the machine has: the engine's actors reserve no CPU, and
-    backtest tasks should still fill every core."""
+    Returns what to tell the user (dashboard URL, GCS address, whether it joined). A local
+    cluster gets a few logical CPUs more than the machine has: the engine's actors reserve
+    no CPU, and backtest tasks should still fill every core.
+
+    ``own_session`` (``lts run``): the local cluster's processes (GCS, raylet, dashboard,
+    and the workers the raylet forks) start in sessions of their own, so a signal sent to
+    the caller's process group (Ctrl-C in a terminal, ``kill -TERM -PGID``, a service
+    manager stopping the group) reaches only the caller, which then stops the engine
+    cleanly on a cluster that is still alive, and shuts the cluster down itself. They still
+    die with the caller if it is killed outright (Ray's kernel fate sharing)."""
     namespace = str(config.get("ray_namespace", "lts"))
     if ray.is_initialized():
         context = ray.get_runtime_context()
@@ -58,10 +68,66 @@ def init_ray(config: Mapping[str, Any]) -> dict[str, Any]:
         import importlib.util
 
         dashboard = importlib.util.find_spec("ray.dashboard") is not None  # ray[default]
-        context = ray.init(num_cpus=(os.cpu_count() or 2) + 2, include_dashboard=dashboard, **kwargs)
+        with _ray_processes_in_own_session(own_session):
+            context = ray.init(num_cpus=(os.cpu_count() or 2) + 2, include_dashboard=dashboard, **kwargs)
     url = getattr(context, "dashboard_url", None)
     return {"address": context.address_info.get("gcs_address") if hasattr(context, "address_info") else None,
             "dashboard_url": f"http://{url}" if url else None, "joined": bool(address)}
+
+
+@contextlib.contextmanager
+def _ray_processes_in_own_session(enabled: bool) -> Iterator[bool]:
+    """While active, every process ``ray.init`` spawns for a local cluster calls
+    ``setsid()`` before it runs (``start_new_session``). Yields whether that is in effect.
+
+    Ray offers no option for this: a local cluster's processes are children of the driver
+    in its process group, so the group's SIGTERM killed the GCS and the raylet before the
+    driver could stop its actors, and the driver then hung for a minute on its Ray calls.
+    Ray spawns them all through ``ray._private.services.ConsolePopen`` (a ``Popen``
+    subclass, looked up at each call), so a subclass that sets ``start_new_session`` does
+    it; Ray's own ``preexec_fn`` (SIGINT blocked, kill-on-parent-death) still runs. Should
+    a Ray release move that class, this degrades to a warning and the old process group;
+    ``lts run`` then still exits promptly (see ``cluster_reachable``)."""
+    if not enabled or os.name != "posix":
+        yield False
+        return
+    try:
+        from ray._private import services
+    except ImportError:  # pragma: no cover - Ray moved its internals
+        services = None
+    base = getattr(services, "ConsolePopen", None)
+    if not (isinstance(base, type) and issubclass(base, subprocess.Popen)):
+        logger.warning("cannot start Ray's processes in their own session with this Ray version: "
+                       "a signal to lts run's process group will reach them too")
+        yield False
+        return
+
+    class _NewSessionPopen(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("start_new_session", True)
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = _NewSessionPopen  # type: ignore[union-attr]
+    try:
+        yield True
+    finally:
+        services.ConsolePopen = base  # type: ignore[union-attr]
+
+
+def cluster_reachable(address: str | None, timeout_s: float = 1.0) -> bool:
+    """Whether the Ray cluster's GCS at ``address`` (``host:port``) accepts connections.
+
+    A bounded probe for shutdown: when the GCS is gone every Ray call that needs it blocks
+    until Ray gives up on it (a minute), so a caller checks this first and skips the calls.
+    An unknown address counts as reachable (nothing to decide on)."""
+    if not address or ":" not in address:
+        return True
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 class EngineRuntime:
@@ -134,20 +200,37 @@ class EngineRuntime:
 
     def deactivate_portfolio(self, portfolio_id: int) -> dict[str, Any] | None:
         """Stop ``portfolio:{id}`` after its in-flight step (idempotent)."""
-        handle = self.supervisors.pop(portfolio_id, None)
-        if handle is None:
+        return self._stop_supervisors([portfolio_id]).get(portfolio_id)
+
+    def _stop_supervisors(self, portfolio_ids: list[int]) -> dict[int, dict[str, Any] | None]:
+        """Stop these supervisors together (each finishes its in-flight steps, stops its
+        assets and flushes its statistics), all under one deadline, then kill them.
+
+        Together, not one after the other: a clean stop then takes as long as the slowest
+        portfolio, not the sum of them all (``lts run`` has seconds, not minutes, once a
+        service manager asked it to stop)."""
+        handles: dict[int, Any] = {}
+        for portfolio_id in portfolio_ids:
+            handle = self.supervisors.pop(portfolio_id, None)
+            if handle is None:
+                try:
+                    handle = ray.get_actor(naming.portfolio_supervisor(portfolio_id), namespace=self.namespace)
+                except ValueError:
+                    continue
+            handles[portfolio_id] = handle
+        refs = {pid: handle.stop.remote() for pid, handle in handles.items()}
+        deadline = time.monotonic() + self.timeout_s + 15
+        summaries: dict[int, dict[str, Any] | None] = {}
+        for portfolio_id, ref in refs.items():
             try:
-                handle = ray.get_actor(naming.portfolio_supervisor(portfolio_id), namespace=self.namespace)
-            except ValueError:
-                return None
-        try:
-            summary = ray.get(handle.stop.remote(), timeout=self.timeout_s + 15)
-        except (GetTimeoutError, RayActorError) as exc:
-            logger.warning("portfolio %s: supervisor did not stop cleanly: %s", portfolio_id, exc)
-            summary = None
-        ray.kill(handle, no_restart=True)
-        logger.info("portfolio %s: supervisor stopped", portfolio_id)
-        return summary
+                summaries[portfolio_id] = ray.get(ref, timeout=max(deadline - time.monotonic(), 0.1))
+            except (GetTimeoutError, RayActorError) as exc:
+                logger.warning("portfolio %s: supervisor did not stop cleanly: %s", portfolio_id, exc)
+                summaries[portfolio_id] = None
+        for portfolio_id, handle in handles.items():
+            ray.kill(handle, no_restart=True)
+            logger.info("portfolio %s: supervisor stopped", portfolio_id)
+        return summaries
 
     def supervisor(self, portfolio_id: int) -> Any:
         handle = self.supervisors.get(portfolio_id)
@@ -174,8 +257,7 @@ class EngineRuntime:
         """Graceful shutdown: heartbeats stop, in-flight steps finish, writes are flushed
         (the persistence actor acknowledges only committed writes, and every step awaited
         its writes), then the singletons go."""
-        for portfolio_id in list(self.supervisors):
-            self.deactivate_portfolio(portfolio_id)
+        self._stop_supervisors(list(self.supervisors))
         for handle in (self.prediction, self.broker, self.persistence):
             if handle is not None:
                 try:
@@ -183,6 +265,11 @@ class EngineRuntime:
                 except Exception:  # already gone
                     pass
         self._kill_strategy_actors()
+        self.close_local()
+
+    def close_local(self) -> None:
+        """Release what this process holds itself (the read Store), with no Ray call: all
+        there is to do when the cluster is gone."""
         if self._store is not None:
             self._store.close()
             self._store = None
