@@ -18,11 +18,12 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, distributions
 from typing import Any
 
 from engine.errors import PluginError
@@ -33,27 +34,55 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_PREFIX = "lts."
 
 # Scanning every installed distribution's metadata costs ~20 ms, which a backtest task
-# would otherwise pay on every run. The scan is kept per group and redone when the
-# import path or any of its folders changes (installing or removing a distribution adds
-# or removes a ``.dist-info`` folder, which changes its parent folder's mtime). A folder
-# changed in the last seconds is not trusted: file systems stamp mtimes with a coarse
-# clock, so a second change within the same tick would keep the same mtime.
-_scan_cache: dict[str, tuple[tuple[object, ...], dict[str, EntryPoint]]] = {}
+# would otherwise pay on every run. What each folder on sys.path holds is kept, keyed by
+# that folder's mtime: installing or removing a distribution adds or removes a
+# ``.dist-info`` folder, which changes the mtime, and the folder is read again. A folder
+# changed in the last seconds is not cached at all: file systems stamp mtimes with a
+# coarse clock, so a second change within the same tick could keep the same mtime. A busy
+# folder (a temp dir on the path) is then just re-listed, which is cheap; site-packages,
+# where the distributions are, settles.
+_folder_cache: dict[str, tuple[int, list[tuple[str, tuple[EntryPoint, ...]]]]] = {}
 _SETTLED_S = 2.0
 
 
-def _import_path_state() -> tuple[tuple[object, ...], bool]:
-    """(sys.path entries with their folders' mtimes, whether every folder is settled)."""
-    state: list[object] = []
-    newest = 0
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _plugins_in_folder(entry: str) -> list[tuple[str, tuple[EntryPoint, ...]]]:
+    """(normalized distribution name, its ``lts.*`` entry points) for every distribution
+    in one sys.path folder, in the order importlib finds them."""
+    try:
+        mtime: int | None = os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        mtime = None
+    cached = _folder_cache.get(entry)
+    if mtime is not None and cached is not None and cached[0] == mtime:
+        return cached[1]
+    found = [
+        (
+            _normalized(dist.metadata["Name"] or ""),
+            tuple(ep for ep in dist.entry_points if ep.group.startswith(ENTRY_POINT_PREFIX)),
+        )
+        for dist in distributions(path=[entry])
+    ]
+    if mtime is not None and time.time_ns() - mtime > _SETTLED_S * 1e9:
+        _folder_cache[entry] = (mtime, found)
+    return found
+
+
+def _entry_points(ep_group: str) -> list[EntryPoint]:
+    """``importlib.metadata.entry_points(group=ep_group)``, from the per-folder cache: the
+    first distribution of a name on sys.path wins, as importlib has it."""
+    seen: set[str] = set()
+    result: list[EntryPoint] = []
     for entry in sys.path:
-        try:
-            mtime = os.stat(entry or ".").st_mtime_ns
-        except OSError:
-            mtime = None
-        state.append((entry, mtime))
-        newest = max(newest, mtime or 0)
-    return tuple(state), time.time_ns() - newest > _SETTLED_S * 1e9
+        for name, eps in _plugins_in_folder(entry):
+            if name in seen:
+                continue
+            seen.add(name)
+            result.extend(ep for ep in eps if ep.group == ep_group)
+    return result
 
 
 def normalize_group(group: str) -> str:
@@ -81,12 +110,8 @@ def available_plugins(group: str) -> dict[str, EntryPoint]:
     warning names both (the other cannot be selected by name).
     """
     ep_group = entry_point_group(group)
-    state, settled = _import_path_state()
-    cached = _scan_cache.get(ep_group)
-    if settled and cached is not None and cached[0] == state:
-        return dict(cached[1])
     found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=ep_group):
+    for ep in _entry_points(ep_group):
         if ep.name in found:
             if found[ep.name].value != ep.value:
                 logger.warning(
@@ -98,10 +123,7 @@ def available_plugins(group: str) -> dict[str, EntryPoint]:
                 )
             continue
         found[ep.name] = ep
-    result = dict(sorted(found.items()))
-    if settled:
-        _scan_cache[ep_group] = (state, result)
-    return dict(result)
+    return dict(sorted(found.items()))
 
 
 def _find_entry_point(group: str, name: str) -> EntryPoint:

@@ -182,9 +182,10 @@ def test_describe_plugins_lists_failures_without_hiding_the_rest(plugin_dist) ->
 def test_the_entry_point_scan_is_cached_until_the_import_path_changes(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Scanning every distribution costs ~20 ms per lookup; the scan is reused while no
-    folder on sys.path changes, and redone as soon as one does (a plugin installed into
-    a folder already on the path is found at once, and one removed is gone)."""
+    """Scanning every distribution costs ~20 ms per lookup; what a folder on sys.path
+    holds is reused while the folder does not change, and read again as soon as it does
+    (a plugin installed into a folder already on the path is found at once, and one
+    removed is gone)."""
     import os
     import shutil
 
@@ -194,22 +195,30 @@ def test_the_entry_point_scan_is_cached_until_the_import_path_changes(
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    scans = []
-    real = loader.entry_points
-    monkeypatch.setattr(loader, "entry_points", lambda **kw: scans.append(kw) or real(**kw))
+    scans: list[list[str]] = []
+    real = loader.distributions
+    monkeypatch.setattr(loader, "distributions", lambda path: scans.append(path) or real(path=path))
 
-    # Settled folders: the second lookup reuses the first scan.
+    def scans_of_site() -> int:
+        return sum(1 for path in scans if path == [str(site)])
+
+    def folder_scans() -> int:  # entries that do not exist (a missing zip) are not cached
+        return sum(1 for path in scans if os.path.isdir(path[0] or "."))
+
+    # Settled folders: the second lookup reuses the first scan of every folder.
     monkeypatch.setattr(loader, "_SETTLED_S", 0.0)
     assert "late_strategy" not in available_plugins("strategy")
+    first = folder_scans()
+    assert scans_of_site() == 1
     assert "sma_cross" in available_plugins("strategy")
-    assert len(scans) == 1
+    assert folder_scans() == first
 
     # A distribution appears in a folder already on sys.path: its mtime changes.
     write_distribution(site, "lts-late", {"lts.strategy": {"late_strategy": f"{SAMPLES}:TinyStrategy"}})
     stamp = os.stat(site).st_mtime_ns + 1_000_000_000  # as if a second later (coarse clocks)
     os.utime(site, ns=(stamp, stamp))
     assert load_plugin("strategy", "late_strategy").__name__ == "TinyStrategy"
-    assert len(scans) == 2
+    assert folder_scans() == first + 1 and scans_of_site() == 2  # only that folder was read again
 
     shutil.rmtree(site / "lts_late-1.0.dist-info")
     stamp += 1_000_000_000
@@ -217,9 +226,21 @@ def test_the_entry_point_scan_is_cached_until_the_import_path_changes(
     with pytest.raises(PluginError, match="unknown strategy plugin 'late_strategy'"):
         load_plugin("strategy", "late_strategy")
 
-    # A folder changed moments ago is never trusted, whatever its mtime says.
+    # A folder changed moments ago is never cached, whatever its mtime says.
     monkeypatch.setattr(loader, "_SETTLED_S", 3600.0)
-    before = len(scans)
+    os.utime(site)  # now
+    before = scans_of_site()
     available_plugins("strategy")
     available_plugins("strategy")
-    assert len(scans) == before + 2
+    assert scans_of_site() == before + 2
+
+
+def test_the_cached_lookup_finds_what_importlib_finds() -> None:
+    """Same names and targets as importlib.metadata.entry_points, in every group."""
+    from importlib.metadata import entry_points
+
+    for group in GROUPS:
+        expected: dict[str, str] = {}
+        for ep in entry_points(group=entry_point_group(group)):
+            expected.setdefault(ep.name, ep.value)
+        assert {name: ep.value for name, ep in available_plugins(group).items()} == expected
