@@ -10,11 +10,17 @@ Rules: a death is answered with a restart after an exponential backoff
 ``window_s`` seconds: then the tracker gives up and the asset is to be marked errored.
 Restarts older than the window are forgotten, so an asset that dies now and then (less
 often than the limit per window) is restarted forever, with the backoff reset.
+
+A tracker lives in its supervisor's memory; when the supervisor itself is restarted,
+``RestartTracker.resume`` rebuilds it from the restarts recorded before (their count and
+how long ago each was), so a crash of the supervisor neither resets an asset's count nor
+lets it out of the window.
 """
 
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from engine.errors import ConfigError
@@ -60,6 +66,17 @@ class RestartTracker:
     policy: RestartPolicy
     restarts: int = 0  # every restart granted, for status and statistics
     recent: collections.deque[float] = field(default_factory=collections.deque)  # times of restarts in the window
+
+    @classmethod
+    def resume(cls, policy: RestartPolicy, restarts: int, ages_s: Iterable[float], now: float) -> "RestartTracker":
+        """A tracker that goes on from an earlier one: ``restarts`` granted so far, the
+        restarts made ``ages_s`` seconds before ``now`` (this tracker's monotonic time);
+        those older than the window are left out, as ``on_death`` would have forgotten
+        them. A negative age (another machine's clock ahead of ours) counts as now."""
+        if restarts < 0:
+            raise ValueError(f"restarts must be >= 0, got {restarts}")
+        recent = sorted(now - max(age, 0.0) for age in ages_s if age <= policy.window_s)
+        return cls(policy, restarts=max(restarts, len(recent)), recent=collections.deque(recent))
 
     def on_death(self, now: float) -> RestartDecision:
         """Record a death at monotonic time ``now`` and decide."""

@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -191,9 +192,12 @@ class EngineRuntime:
         handle = self.supervisors.get(portfolio_id)
         if handle is not None:
             return handle
+        # The run identifies this activation's restart history (audit rows) for a
+        # supervisor that Ray restarts: it gets the same constructor arguments again.
+        run = {"id": uuid.uuid4().hex, "started_at": time.time()}
         handle = make_remote(PortfolioSupervisor).options(
             name=naming.portfolio_supervisor(portfolio_id), namespace=self.namespace, get_if_exists=True,
-        ).remote(portfolio_id, self.settings)
+        ).remote(portfolio_id, self.settings, run)
         self.supervisors[portfolio_id] = handle
         logger.info("portfolio %s: supervisor started", portfolio_id)
         return handle

@@ -26,7 +26,10 @@ at most once a second.
 Supervision: every asset actor has a never-returning ``watch()`` call in flight; when its
 process dies that call fails at once and the asset is restarted by ``RestartTracker``'s
 rules (backoff, give up past ``max_asset_restarts`` within ``restart_window_s``: the asset
-is marked errored, audited, and left stopped). The supervisor also watches the broker
+is marked errored, audited, and left stopped). Every restart is audited
+(``asset.restarted``, with the supervisor's run id, the restart's number and wall-clock
+time); a supervisor that Ray restarted rebuilds each asset's count and window from those
+rows, so crashing the supervisor too does not reset them. The supervisor also watches the broker
 actor: when it restarts (Ray brings the process back, not its in-memory accounts) every
 asset re-attaches and restores its account from the database. The supervisor itself runs
 with ``max_restarts=-1``: Ray re-runs ``__init__``, which starts the loop again and
@@ -41,6 +44,8 @@ import contextlib
 import logging
 import os
 import time
+import uuid
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -62,6 +67,7 @@ _PARALLEL_STARTS = 8
 _FREE_TICK_S = 0.5  # free-running: allocation refresh / statistics flush / reload check
 _STATS_EVERY_S = 1.0
 _REATTACH_ATTEMPTS = 5
+RESTART_AUDIT_ACTION = "asset.restarted"
 
 
 def check_steps_in_flight(value: Any) -> int | None:
@@ -88,11 +94,11 @@ def steps_in_flight(settings: dict[str, Any]) -> int:
 class _Child:
     """A supervised asset actor and its bookkeeping."""
 
-    def __init__(self, asset_id: int, policy: RestartPolicy) -> None:
+    def __init__(self, asset_id: int, policy: RestartPolicy, tracker: RestartTracker | None = None) -> None:
         self.asset_id = asset_id
         self.handle: Any = None
         self.state = "starting"  # starting | running | restarting | finished | errored | stopped
-        self.tracker = RestartTracker(policy)
+        self.tracker = tracker or RestartTracker(policy)
         self.watch_task: asyncio.Task[None] | None = None
         self.driver: asyncio.Task[None] | None = None  # free-running step loop
         self.inflight: asyncio.Future[Any] | None = None  # the step in flight, if any
@@ -114,9 +120,20 @@ class PortfolioSupervisor:
 
     RAY_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1, "max_concurrency": 64}
 
-    def __init__(self, portfolio_id: int, settings: dict[str, Any]) -> None:
+    def __init__(self, portfolio_id: int, settings: dict[str, Any], run: dict[str, Any] | None = None) -> None:
+        """``run``: ``{"id": str, "started_at": epoch seconds}``, made once by whoever
+        activates the portfolio (``EngineRuntime.activate_portfolio``). Ray passes the same
+        value again when it re-runs this constructor after a crash, which is how a
+        restarted supervisor finds the restarts its predecessor recorded (without it,
+        each constructor run starts a new history)."""
         self.portfolio_id = portfolio_id
         self.settings = dict(settings)
+        run = dict(run or {})
+        self.run_id = str(run.get("id") or uuid.uuid4().hex)
+        self.run_started_at = float(run.get("started_at") or time.time())
+        # Asset id -> (restarts, wall-clock times of those in the window), read from the
+        # audit log on the first load after a restart of this supervisor; then empty.
+        self._restart_history: dict[int, tuple[int, list[float]]] = {}
         self.namespace = str(self.settings.get("ray_namespace", "lts"))
         self.store = StoreProxy.from_settings(self.settings)
         self.policy = RestartPolicy.from_settings(self.settings)
@@ -250,6 +267,8 @@ class PortfolioSupervisor:
         from engine.plugins.loader import create_plugin
 
         self._reload = False
+        if self.restarted and self.cycles == 0 and not self.children:
+            self._restart_history = await self._read_restart_history()
         self._portfolio = await self.store.portfolio(self.portfolio_id)
         self._assets = [a for a in await self.store.assets(self.portfolio_id) if a.is_active]
         self._plugin = create_plugin("portfolio", self._portfolio.portfolio_plugin, self._portfolio.portfolio_config)
@@ -263,6 +282,7 @@ class PortfolioSupervisor:
         starts = [self._start_child(asset_id) for asset_id in wanted if asset_id not in self.children]
         if starts:
             await asyncio.gather(*starts)
+        self._restart_history = {}  # used by the first start of each asset only
 
     def _latency(self) -> float:
         own = getattr(self._portfolio, "latency", None)
@@ -436,7 +456,10 @@ class PortfolioSupervisor:
     # ------------------------------------------------------------------ children
 
     async def _start_child(self, asset_id: int, child: _Child | None = None) -> None:
-        child = child or self.children.setdefault(asset_id, _Child(asset_id, self.policy))
+        if child is None:
+            child = self.children.get(asset_id)
+        if child is None:
+            child = self.children[asset_id] = _Child(asset_id, self.policy, self._resumed_tracker(asset_id))
         child.state = "starting"
         child.sent_capital = None  # a new actor starts from the database's allocation
         name = naming.asset(asset_id)
@@ -501,12 +524,77 @@ class PortfolioSupervisor:
         child.inflight = None
         logger.warning("portfolio %s: asset %s died; restart #%d in %.1f s",
                        self.portfolio_id, child.asset_id, child.restarts, decision.delay_s)
+        # Recorded while the backoff runs (the restart does not wait on the database).
+        asyncio.ensure_future(self._record_restart(child.asset_id, child.restarts, decision.delay_s))
         metrics = engine_metrics()
         if metrics is not None:
             metrics.restarts.inc(tags=tags(portfolio=self.portfolio_id))
         await asyncio.sleep(decision.delay_s)
         if not self._stop.is_set():
             await self._start_child(child.asset_id, child)
+
+    async def _record_restart(self, asset_id: int, number: int, delay_s: float) -> None:
+        """Audit restart ``number`` of ``asset_id`` in this run (``asset.restarted``): the
+        record a restarted supervisor rebuilds the count and the window from. The request
+        id makes a resend a no-op."""
+        from persistence.records import AuditContext
+        from persistence.store.writes import WriteRequest
+
+        ctx = AuditContext.system(request_id=f"asset.restarted:{self.run_id}:{asset_id}:{number}")
+        details = {"portfolio_id": self.portfolio_id, "run": self.run_id, "restart": number, "at": time.time(),
+                   "delay_s": round(delay_s, 3)}
+        try:
+            await self.store.write([WriteRequest(op="audit", ctx=ctx, args=(RESTART_AUDIT_ACTION,),
+                                                 kwargs={"target_type": "asset", "target_id": asset_id,
+                                                         "details": details})])
+        except Exception:
+            logger.exception("portfolio %s: could not record restart #%d of asset %s", self.portfolio_id, number,
+                             asset_id)
+
+    async def _read_restart_history(self) -> dict[int, tuple[int, list[float]]]:
+        """This run's asset restarts, from the audit log: asset id -> (restarts so far,
+        wall-clock times of those still inside the restart window)."""
+        from persistence.records import MAX_PAGE_SIZE, PageRequest
+
+        # Rows of this run only; the margin covers another node's clock being behind ours.
+        since = datetime.fromtimestamp(self.run_started_at - 300.0, tz=timezone.utc)
+        horizon = time.time() - self.policy.window_s
+        history: dict[int, tuple[int, list[float]]] = {}
+        offset = 0
+        try:
+            while True:
+                page = await self.store.read("list_audit_logs", action=RESTART_AUDIT_ACTION, target_type="asset",
+                                             since=since, page=PageRequest(offset=offset, limit=MAX_PAGE_SIZE))
+                items = list(getattr(page, "items", page))
+                for row in items:
+                    details = row.details or {}
+                    if details.get("run") != self.run_id or details.get("portfolio_id") != self.portfolio_id:
+                        continue
+                    asset_id = int(str(row.target_id))
+                    count, times = history.get(asset_id, (0, []))
+                    at = float(details.get("at", 0.0))
+                    history[asset_id] = (max(count, int(details.get("restart", 0))),
+                                         times + [at] if at >= horizon else times)
+                if len(items) < MAX_PAGE_SIZE:
+                    break
+                offset += len(items)
+        except Exception:
+            # Better a supervisor that forgets than one that cannot start.
+            logger.exception("portfolio %s: could not read the restart history; counting from zero",
+                             self.portfolio_id)
+            return {}
+        if history:
+            logger.warning("portfolio %s: restart counts carried over from before this supervisor's restart: %s",
+                           self.portfolio_id, {a: n for a, (n, _) in history.items()})
+        return history
+
+    def _resumed_tracker(self, asset_id: int) -> RestartTracker | None:
+        """The asset's tracker as the previous supervisor left it (``None``: a new one)."""
+        count, times = self._restart_history.get(asset_id, (0, []))
+        if not count:
+            return None
+        now = time.time()
+        return RestartTracker.resume(self.policy, count, [now - at for at in times], time.monotonic())
 
     async def _mark_errored(self, child: _Child, reason: str) -> None:
         child.state = "errored"
@@ -614,4 +702,4 @@ def _was_restarted() -> bool:
         return False
 
 
-__all__ = ["PortfolioSupervisor", "check_steps_in_flight", "steps_in_flight"]
+__all__ = ["RESTART_AUDIT_ACTION", "PortfolioSupervisor", "check_steps_in_flight", "steps_in_flight"]
