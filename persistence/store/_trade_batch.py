@@ -10,8 +10,14 @@ memory (with the same checks the ORM path makes) and writes them with four state
 per batch: INSERT orders, INSERT positions, UPDATE orders.position_id (orders and
 positions refer to each other), and the audit rows with the rest of the pass.
 
+An order recorded by an earlier batch (the asset actors write a trade's intent before
+the broker call and its outcome after, so in two batches) is loaded with one SELECT for
+all such orders of the batch; its transition becomes one executemany UPDATE, and a
+position opened from it is taken like one from a new order, unless the database already
+holds a position opened from it.
+
 It only *accepts* the simple, common case and declines everything else (a resend, an
-order that existed before the batch, a close order, any check that fails, keyword
+order the ORM path touched in this batch, a close order, any check that fails, keyword
 arguments...). A declined write goes through the ORM path after ``flush()``, so the
 database is up to date for it; a failing check there aborts the optimistic pass and the
 batch re-runs with a SAVEPOINT per write on the ORM path, which gives the exact error.
@@ -52,6 +58,22 @@ _LINK_POSITIONS = (
     .where(_ORDERS.c.id == bindparam("order_key"))
     .values(position_id=bindparam("position_key"), updated_at=bindparam("linked_at"))
 )
+# An order recorded before this batch moves on (open / filled): the columns a fill sets.
+_UPDATE_EXISTING_ORDERS = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_key"))
+    .values(
+        status=bindparam("new_status"),
+        filled_quantity=bindparam("new_filled_quantity"),
+        broker_order_id=bindparam("new_broker_order_id"),
+        filled_price=bindparam("new_filled_price"),
+        commission=bindparam("new_commission"),
+        filled_at=bindparam("new_filled_at"),
+        updated_at=bindparam("new_updated_at"),
+    )
+)
+_ORDERS_BY_CLIENT_ID = select(_ORDERS)
+_OPENED_FROM = select(_POSITIONS.c.opening_order_id)
 _ASSETS_BY_ID = select(Asset.id, Asset.portfolio_id, Asset.symbol)
 _OWNERS_BY_ID = select(Portfolio.id, Portfolio.owner_id)
 
@@ -81,6 +103,9 @@ class _Planned:
 class _NewOrder:
     row: dict[str, Any]
     position: dict[str, Any] | None = None
+    # Recorded by an earlier batch: written back with an UPDATE, not inserted.
+    existing: bool = False
+    changed: bool = False
 
 
 @dataclass
@@ -103,6 +128,10 @@ class TradeBatch:
     _assets: dict[int, tuple[int, str]] = field(default_factory=dict)
     _owners: dict[int, int] = field(default_factory=dict)
     _prefetch: tuple[set[int], set[int]] = field(default_factory=lambda: (set(), set()))
+    # Orders recorded before the batch that its writes name (client order id -> order),
+    # loaded in one query on first need; None until then. Dropped with the other caches.
+    _existing: dict[str, _NewOrder] | None = None
+    _existing_ids: set[str] = field(default_factory=set)
 
     # ------------------------------------------------------------------ taking writes
 
@@ -115,6 +144,10 @@ class TradeBatch:
                 if isinstance(spec, (OrderIntent, PositionOpen)):
                     assets.add(spec.asset_id)
                     portfolios.add(spec.portfolio_id)
+                if isinstance(spec, PositionOpen) and spec.opening_client_order_id is not None:
+                    self._existing_ids.add(spec.opening_client_order_id)
+            elif write.op in _TRANSITION_ACTIONS and len(write.args) == 2 and isinstance(write.args[0], str):
+                self._existing_ids.add(write.args[0])
 
     def take(self, write: WriteRequest) -> _Planned | None:
         """Apply ``write`` in memory and return its placeholder, or None (ORM path)."""
@@ -138,9 +171,11 @@ class TradeBatch:
         return planned
 
     def invalidate(self) -> None:
-        """An ORM write ran: forget cached portfolio/asset facts."""
+        """An ORM write ran: forget cached portfolio/asset facts and orders loaded from
+        before the batch (it may have changed them; they are loaded again if needed)."""
         self._assets.clear()
         self._owners.clear()
+        self._existing = None
 
     def _asset(self, ctx: AuditContext, portfolio_id: int, asset_id: int) -> tuple[int, str] | None:
         """(owner id, symbol) if the asset is in the portfolio and ``ctx`` may change it."""
@@ -167,6 +202,36 @@ class TradeBatch:
             _OWNERS_BY_ID.where(Portfolio.id.in_(portfolio_ids))
         ):
             self._owners[key] = owner_id
+
+    def _order(self, client_order_id: str) -> _NewOrder | None:
+        """The order this batch's fast path created, or one recorded by an earlier batch
+        that the ORM path has not touched in this batch; None: the ORM path decides."""
+        order = self.orders.get(client_order_id)
+        if order is not None:
+            return order
+        if client_order_id in self.batch.new_orders or client_order_id in self.batch.absent_orders:
+            return None  # created by the ORM path in this batch, or not in the database
+        if self._existing is None:
+            self._load_existing()
+        assert self._existing is not None
+        return self._existing.get(client_order_id)
+
+    def _load_existing(self) -> None:
+        """Load, in one query each, the earlier orders this batch's writes name and which
+        of them a position was already opened from (those are left to the ORM path)."""
+        self._existing = {}
+        wanted = sorted(self._existing_ids - set(self.orders) - set(self.batch.new_orders))
+        if not wanted:
+            return
+        rows = [dict(r._mapping) for r in self.session.execute(
+            _ORDERS_BY_CLIENT_ID.where(_ORDERS.c.client_order_id.in_(wanted)))]
+        opened_from = set(self.session.scalars(
+            _OPENED_FROM.where(_POSITIONS.c.opening_order_id.in_([r["id"] for r in rows]))
+        ).all()) if rows else set()
+        for row in rows:
+            if row["id"] in opened_from or row["position_id"] is not None:
+                continue  # a position exists: the ORM path answers (idempotent replay)
+            self._existing[row["client_order_id"]] = _NewOrder(row, existing=True)
 
     def _intent(self, write: WriteRequest) -> _Planned | None:
         if len(write.args) != 1 or not isinstance(write.args[0], OrderIntent):
@@ -229,7 +294,7 @@ class TradeBatch:
         if len(write.args) != 2 or not isinstance(write.args[1], OrderFill):
             return None
         coid, fill = write.args
-        order = self.orders.get(coid) if isinstance(coid, str) else None
+        order = self._order(coid) if isinstance(coid, str) else None
         if order is None or order.position is not None:
             return None
         row = order.row
@@ -251,6 +316,7 @@ class TradeBatch:
         row["filled_at"] = fill.filled_at or utcnow()
         row["status"] = to.value
         row["updated_at"] = utcnow()
+        order.changed = True
         details = {
             "client_order_id": coid,
             "from": current.value,
@@ -276,9 +342,9 @@ class TradeBatch:
             return None
         order: _NewOrder | None = None
         if spec.opening_client_order_id is not None:
-            order = self.orders.get(spec.opening_client_order_id)
+            order = self._order(spec.opening_client_order_id)
             if order is None or order.position is not None:
-                return None  # an order from before the batch, or a repeat: ORM path
+                return None  # unknown here, or a repeat: the ORM path answers
             if order.row["asset_id"] != spec.asset_id:
                 return None
             if order.row["status"] in (OrderStatus.REJECTED.value, OrderStatus.CANCELLED.value):
@@ -341,6 +407,18 @@ class TradeBatch:
             ids = self.session.execute(_INSERT_ORDERS, rows).scalars().all()
             for row, key in zip(rows, ids, strict=True):
                 row["id"] = key
+        moved = [o for o in (self._existing or {}).values() if o.changed]
+        if moved:
+            self.session.execute(_UPDATE_EXISTING_ORDERS, [
+                {"order_key": o.row["id"], "new_status": o.row["status"],
+                 "new_filled_quantity": o.row["filled_quantity"],
+                 "new_broker_order_id": o.row["broker_order_id"],
+                 "new_filled_price": o.row["filled_price"], "new_commission": o.row["commission"],
+                 "new_filled_at": o.row["filled_at"], "new_updated_at": o.row["updated_at"]}
+                for o in moved
+            ])
+            for order in moved:
+                order.changed = False
         if self.positions:
             rows = []
             for position in self.positions:
@@ -365,9 +443,15 @@ class TradeBatch:
                 planned.audit["details"].update(planned.more_details())
             self.batch.defer_audit(planned.audit)
             planned.outcome = WriteOutcome.success(planned.write, planned.result())
+        linked_existing = any(p.order is not None and p.order.existing for p in self.positions)
         self.orders.clear()
         self.positions.clear()
         self.planned = []
+        if moved or linked_existing:
+            # Rows written with Core behind the ORM's back: any Order the session holds
+            # must be read again by a later ORM write in this batch.
+            self.session.expire_all()
+            self._existing = None
 
 
 def _audit(ctx: AuditContext, action: str, target_type: str, details: dict[str, Any]) -> dict[str, Any]:

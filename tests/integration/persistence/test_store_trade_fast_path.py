@@ -184,3 +184,87 @@ def test_a_trade_split_across_batches_continues_on_the_orm_path(store: Store) ->
     assert opened.ok and placed.ok, (opened.error, placed.error)
     assert placed.result.opening_order_id == first.result.id
     assert store.get_order(first.result.id).status == "open"
+
+
+def test_trades_split_across_batches_equal_the_same_writes_applied_one_by_one(
+    store: Store, monkeypatch
+) -> None:
+    """The asset actors' shape: each intent in one batch, its outcome (open or fill, then
+    the position) in a later one. The later batch takes the fast path for the orders it
+    loads from the database, with the ORM path's rows, results and audit rows."""
+    split_world = make_world(store)
+    single_world = World(store, seed_owner_portfolio(store, username="third-owner"))
+
+    def trades(world: World, prefix: str) -> list[list[WriteRequest]]:
+        return [_prefixed(t, prefix) for t in (
+            _trade(world, f"{prefix}a"),
+            _trade(world, f"{prefix}b", fill_op="mark_order_filled", owner_ctx=True),
+            _trade(world, f"{prefix}c", linked=False),
+        )]
+
+    orm_writes: list[str] = []
+    real = Store._apply_in_batch
+    monkeypatch.setattr(Store, "_apply_in_batch",
+                        lambda self, write: orm_writes.append(write.op) or real(self, write))
+
+    split_ids, single_ids = _Ids(split_world, "ss-"), _Ids(single_world, "tt-")
+    split_trades = trades(split_world, "ss-")
+    audit_from = _newest_audit_id(store)
+    intents = store.apply_batch([t[0] for t in split_trades])
+    outcomes = store.apply_batch([w for t in split_trades for w in t[1:]])
+    assert orm_writes == []  # both batches took the fast path entirely
+    split_rows = _rows_since(store, split_ids, audit_from, split_world.asset_id)
+    # Results in the one-by-one order (intent, outcome, position per trade).
+    split_results = _results([intents[0], *outcomes[0:2], intents[1], *outcomes[2:4],
+                              intents[2], *outcomes[4:6]], split_ids)
+
+    audit_from = _newest_audit_id(store)
+    single = store.apply_each([w for t in trades(single_world, "tt-") for w in t])
+    single_rows = _rows_since(store, single_ids, audit_from, single_world.asset_id)
+
+    assert split_results == _results(single, single_ids)
+    assert split_rows["orders"] == single_rows["orders"]
+    assert split_rows["positions"] == single_rows["positions"]
+    # Same audit rows; the split run wrote them in its own (batch) order.
+    def key(a: dict) -> str:
+        return a["request_id"]
+    assert sorted(split_rows["audits"], key=key) == sorted(single_rows["audits"], key=key)
+    linked = [o for o in outcomes if o.op == "open_position" and o.result.opening_order_id]
+    assert len(linked) == 2
+    for placed in linked:
+        assert store.get_order(placed.result.opening_order_id).position_id == placed.result.id
+
+
+def test_a_resent_outcome_batch_replays_and_a_second_position_is_refused_as_a_repeat(store: Store) -> None:
+    """Orders loaded from the database by the fast path: a resend of the outcome batch is
+    answered from the first application (no second row, no second audit), and a new
+    position write for an order that already has one returns the existing position."""
+    world = make_world(store)
+    intent, fill, position = _trade(world, "r")
+    store.apply_batch([intent])
+    first = store.apply_batch([fill, position])
+    before = audit_count(store.engine)
+    again = store.apply_batch([fill, position])
+    assert [o.ok for o in again] == [True, True]
+    assert again[1].result.id == first[1].result.id
+    assert audit_count(store.engine) == before
+    other = position.model_copy(update={"ctx": AuditContext.system(request_id="r-p2")})
+    (repeat,) = store.apply_batch([other])
+    assert repeat.ok and repeat.result.id == first[1].result.id
+    assert store.list_positions(asset_id=world.asset_id).total == 1
+
+
+def test_an_earlier_order_the_orm_path_rejected_in_the_batch_is_not_filled_by_the_fast_path(
+    store: Store,
+) -> None:
+    world = make_world(store)
+    intent, fill, position = _trade(world, "q")
+    store.apply_batch([intent])
+    reject = WriteRequest(op="mark_order_rejected", ctx=AuditContext.system(request_id="q-r"),
+                          args=("q-coid", "no margin"))
+    outcomes = store.apply_batch([reject, fill, position])
+    assert outcomes[0].ok
+    assert not outcomes[1].ok and "cannot go from rejected to" in (outcomes[1].error or "")
+    assert not outcomes[2].ok and "is rejected" in (outcomes[2].error or "")
+    assert store.get_order_by_client_id("q-coid").status == "rejected"
+    assert store.list_positions(asset_id=world.asset_id).total == 0
