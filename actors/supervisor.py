@@ -134,6 +134,7 @@ class PortfolioSupervisor:
         # Asset id -> (restarts, wall-clock times of those in the window), read from the
         # audit log on the first load after a restart of this supervisor; then empty.
         self._restart_history: dict[int, tuple[int, list[float]]] = {}
+        self._background: set[asyncio.Future[None]] = set()
         self.namespace = str(self.settings.get("ray_namespace", "lts"))
         self.store = StoreProxy.from_settings(self.settings)
         self.policy = RestartPolicy.from_settings(self.settings)
@@ -352,8 +353,10 @@ class PortfolioSupervisor:
         self._latencies.append(took_ms)
         exc = future.exception()
         if isinstance(exc, RayActorError):
-            if child.handle is handle:
-                child.last_error = "actor died"  # the watch task restarts it
+            if child.handle is handle and child.state != "errored":
+                # The watch task restarts it. (Once it gave up, the reason it gave stays:
+                # a step failing with the dead actor may settle after that.)
+                child.last_error = "actor died"
             return
         if exc is not None:
             await self._failed(child, "error", f"{type(exc).__name__}: {exc}")
@@ -524,8 +527,11 @@ class PortfolioSupervisor:
         child.inflight = None
         logger.warning("portfolio %s: asset %s died; restart #%d in %.1f s",
                        self.portfolio_id, child.asset_id, child.restarts, decision.delay_s)
-        # Recorded while the backoff runs (the restart does not wait on the database).
-        asyncio.ensure_future(self._record_restart(child.asset_id, child.restarts, decision.delay_s))
+        # Recorded while the backoff runs (the restart does not wait on the database); the
+        # set holds the task until it is done (the loop keeps only a weak reference).
+        record = asyncio.ensure_future(self._record_restart(child.asset_id, child.restarts, decision.delay_s))
+        self._background.add(record)
+        record.add_done_callback(self._background.discard)
         metrics = engine_metrics()
         if metrics is not None:
             metrics.restarts.inc(tags=tags(portfolio=self.portfolio_id))
@@ -559,7 +565,7 @@ class PortfolioSupervisor:
         # Rows of this run only; the margin covers another node's clock being behind ours.
         since = datetime.fromtimestamp(self.run_started_at - 300.0, tz=timezone.utc)
         horizon = time.time() - self.policy.window_s
-        history: dict[int, tuple[int, list[float]]] = {}
+        seen: dict[int, dict[int, float]] = {}  # asset id -> restart number -> its time
         offset = 0
         try:
             while True:
@@ -570,11 +576,9 @@ class PortfolioSupervisor:
                     details = row.details or {}
                     if details.get("run") != self.run_id or details.get("portfolio_id") != self.portfolio_id:
                         continue
-                    asset_id = int(str(row.target_id))
-                    count, times = history.get(asset_id, (0, []))
-                    at = float(details.get("at", 0.0))
-                    history[asset_id] = (max(count, int(details.get("restart", 0))),
-                                         times + [at] if at >= horizon else times)
+                    # Keyed by number: a row read twice (pages shift as rows arrive) counts once.
+                    restarts = seen.setdefault(int(str(row.target_id)), {})
+                    restarts[int(details.get("restart", 0))] = float(details.get("at", 0.0))
                 if len(items) < MAX_PAGE_SIZE:
                     break
                 offset += len(items)
@@ -583,6 +587,8 @@ class PortfolioSupervisor:
             logger.exception("portfolio %s: could not read the restart history; counting from zero",
                              self.portfolio_id)
             return {}
+        history = {asset_id: (max(restarts), [at for at in restarts.values() if at >= horizon])
+                   for asset_id, restarts in seen.items()}
         if history:
             logger.warning("portfolio %s: restart counts carried over from before this supervisor's restart: %s",
                            self.portfolio_id, {a: n for a, (n, _) in history.items()})
