@@ -81,13 +81,17 @@ def test_lts_run_on_a_ray_start_cluster(tmp_path: Path) -> None:
         assert lts.returncode == 0, output
         assert "Stopped cleanly." in output and address in output
         with sqlite3.connect(db) as conn:
-            orders = conn.execute("select id, asset_id, status from orders order by id").fetchall()
+            orders = conn.execute("select id, asset_id, status, json_extract(details, '$.bar_time') "
+                                  "from orders order by id").fetchall()
         assert len(orders) >= 3
-        # A decision on bar t fills at bar t+1's open: a stop between two bars may leave each
-        # asset's newest order queued at the broker ("pending"), to be reconciled on the next
-        # start. Anything pending behind a later order of its asset would be a lost intent.
-        newest = {asset_id: order_id for order_id, asset_id, _status in orders}
-        stranded = [o for o in orders if o[2] == "pending" and newest[o[1]] != o[0]]
+        # A decision on bar t fills at bar t+1's open: a stop between two bars may leave the
+        # orders of each asset's newest decision queued at the broker ("pending"; a reversal
+        # is two: close and open), to be reconciled on the next start. Anything pending from
+        # an earlier bar than its asset's newest decision would be a lost intent.
+        newest_bar: dict[int, str] = {}
+        for _id, asset_id, _status, bar_time in orders:
+            newest_bar[asset_id] = max(newest_bar.get(asset_id, ""), bar_time or "")
+        stranded = [o for o in orders if o[2] == "pending" and (o[3] or "") != newest_bar[o[1]]]
         assert stranded == [], orders
     finally:
         for proc in reversed(procs):
