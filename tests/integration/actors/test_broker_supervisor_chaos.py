@@ -31,7 +31,7 @@ from tests.integration.actors.engine_helpers import engine_config, running_engin
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-BARS = 800
+BARS = 300
 
 
 def _all_orders(store: Any, asset_id: int) -> list[Any]:
