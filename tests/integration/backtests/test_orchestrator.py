@@ -51,3 +51,37 @@ def test_raising_and_dying_tasks_become_failed_runs(ray_session: Any) -> None:
     assert "\n" not in by_index[1].error
     assert by_index[2].status is RunStatus.OK
     assert progress[-1] == (3, 2)
+
+
+def test_submit_plan_starts_the_largest_files_runs_first(ray_session: Any, tmp_path: Any) -> None:
+    """Longest-processing-time first: the biggest CSV's loader and runs are submitted
+    before the smaller ones', so a batch does not end waiting on one long run that
+    started last; every run is still there and comes back under its own index."""
+    from actors.backtests.orchestrator import submit_plan
+    from actors.backtests.planning import build_plan
+
+    import numpy as np
+    import pandas as pd
+
+    def write(name: str, bars: int) -> Any:
+        times = pd.date_range("2024-01-01", periods=bars, freq="h")
+        close = 1.1 + np.cumsum(np.random.default_rng(bars).normal(0, 0.001, bars))
+        frame = pd.DataFrame({"DATE_TIME": times.strftime("%Y-%m-%d %H:%M:%S"), "OPEN": close,
+                              "HIGH": close + 0.001, "LOW": close - 0.001, "CLOSE": close})
+        path = tmp_path / name
+        frame.to_csv(path, index=False)
+        return path
+
+    small, big, middle = write("small.csv", 200), write("big.csv", 900), write("middle.csv", 500)
+    plan = build_plan(strategy="sma_cross", files=[small, big, middle], grid_items=["fast=3,5"],
+                      set_items=["slow=12"])
+    submitted = submit_plan(plan.runs(), plan, render_png=False)
+    order = [spec for spec in submitted.values()]  # insertion order = submission order
+    assert [s.file_name for s in order] == ["big.csv"] * 2 + ["middle.csv"] * 2 + ["small.csv"] * 2
+    assert [s.grid_params["fast"] for s in order] == [3, 5] * 3
+    seen: list[RunOutcome] = []
+    gather(submitted, on_outcome=seen.append)
+    assert sorted(o.index for o in seen) == list(range(6))
+    assert all(o.status is RunStatus.OK for o in seen)
+    assert {o.index: o.bars for o in seen} == {s.index: {"small.csv": 200, "big.csv": 900,
+                                                        "middle.csv": 500}[s.file_name] for s in order}

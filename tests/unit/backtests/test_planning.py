@@ -82,3 +82,19 @@ def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     code = main(["backtest", str(tmp_path / "nope*.csv"), "--strategy", "sma_cross", "--no_db"])
     assert code == 2
     assert "no CSV file matches" in capsys.readouterr().err
+
+
+def test_runs_are_submitted_largest_file_first_and_a_missing_file_last(tmp_path: Path) -> None:
+    from actors.backtests.orchestrator import largest_files_first
+
+    files = {"a.csv": 10, "b.csv": 3000, "c.csv": 400, "d.csv": 400}
+    for name, size in files.items():
+        (tmp_path / name).write_text("x" * size)
+    paths = [tmp_path / "gone.csv"] + [tmp_path / n for n in files]
+    plan = build_plan(strategy="sma_cross", files=paths, grid_items=["fast=5,10"])
+    ordered = largest_files_first(plan.runs())
+    # Biggest first; equal sizes (c, d) and each file's combinations keep the plan's order.
+    assert [(s.file_name, s.grid_params["fast"]) for s in ordered] == [
+        ("b.csv", 5), ("b.csv", 10), ("c.csv", 5), ("c.csv", 10), ("d.csv", 5), ("d.csv", 10),
+        ("a.csv", 5), ("a.csv", 10), ("gone.csv", 5), ("gone.csv", 10)]
+    assert sorted(s.index for s in ordered) == list(range(10))
