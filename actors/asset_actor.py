@@ -44,6 +44,28 @@ from engine.plugins.base import PipelinePlugin
 logger = logging.getLogger(__name__)
 
 
+ASSET_NICENESS = 19
+"""Niceness of asset actor processes (Ray starts workers at 15; 19 is the lowest priority)."""
+
+
+def _yield_to_singletons() -> None:
+    """Run this asset actor below the singletons (persistence, broker, supervisor).
+
+    Every asset's orders queue at the one persistence actor and the one broker actor; on
+    a machine with fewer cores than actors, an asset that competes with them for CPU on
+    equal terms delays every order of every asset. At a higher niceness than theirs the
+    kernel gives them the CPU first when both want it, and assets still get all the CPU
+    the singletons leave. Raising one's own niceness needs no privilege."""
+    if not hasattr(os, "nice"):
+        return
+    try:
+        current = os.nice(0)
+        if current < ASSET_NICENESS:
+            os.nice(ASSET_NICENESS - current)
+    except OSError:  # pragma: no cover - a sandbox that forbids it: run at the same priority
+        logger.debug("asset actor %s: could not lower its priority", os.getpid())
+
+
 class AssetActor:
     """One asset's steps; see the module docstring."""
 
@@ -53,6 +75,7 @@ class AssetActor:
         self.portfolio_id = portfolio_id
         self.asset_id = asset_id
         self.settings = dict(settings)
+        _yield_to_singletons()
         self.store = StoreProxy.from_settings(self.settings)
         self._lock = asyncio.Lock()  # one step at a time; stop() waits for it
         self._started = False
@@ -168,30 +191,72 @@ class AssetActor:
     async def step(self, allocated_capital: Decimal | str | None = None) -> dict[str, Any]:
         """One pipeline step at the next bar; returns the ``StepOutcome`` as a dict."""
         async with self._lock:
-            if self._stopping:
-                return {"asset_id": self.asset_id, "ok": True, "action": "none", "reason": "stopping"}
-            if self._reload or not self._started:
-                self._reload = False
-                self._started = False
-                await self._build()
-                self._started = True
-            assert self.state is not None
-            if allocated_capital is not None:
-                self.state.allocated_capital = Decimal(str(allocated_capital))
-            if self.state.finished:
-                return {"asset_id": self.asset_id, "ok": True, "action": "none", "reason": "finished", "finished": True}
-            started = time.perf_counter()
-            outcome, price = await self._one_step()
-            result = outcome.as_dict()
-            if self.mode == "simulation" and self.data is not None and self.index >= len(self.data):
-                await self.pipeline.finish(self.state, self.ports)
-                result["finished"] = True
-            result["open_positions"] = len(self.state.positions)
-            result["equity"] = str(self.state.equity(price))
-            self._observe(time.perf_counter() - started)
-            self._last = result
-            self._steps += 1
-            return result
+            early = await self._prepare(allocated_capital)
+            if early is not None:
+                return early
+            return await self._step_once()
+
+    async def steps(self, max_bars: int, budget_ms: float,
+                    allocated_capital: Decimal | str | None = None) -> dict[str, Any]:
+        """Free-running simulation: up to ``max_bars`` steps in this one call.
+
+        The bars are stepped one after another exactly as ``step`` would (same pipeline,
+        same broker and persistence calls for orders), so only the supervisor's hop is
+        shared: a hold bar costs no actor call. The call ends early after the bar that
+        spends ``budget_ms``, at the end of the data, and when a stop or a config reload
+        is asked for, so a stop never waits long for a burst.
+
+        Returns a summary (see ``BurstSummary``): the last bar's result, how many bars were
+        stepped, each bar's duration, and the counts the supervisor's statistics need.
+        """
+        async with self._lock:
+            early = await self._prepare(allocated_capital)
+            if early is not None:
+                return {"bars": 0, "last": early, "finished": bool(early.get("finished"))}
+            summary = BurstSummary()
+            deadline = time.perf_counter() + budget_ms / 1000.0
+            for _ in range(max(1, int(max_bars))):
+                result = await self._step_once()
+                summary.add(result)
+                if (result.get("finished") or self._stopping or self._reload
+                        or time.perf_counter() >= deadline):
+                    break
+            return summary.as_dict()
+
+    async def _prepare(self, allocated_capital: Decimal | str | None) -> dict[str, Any] | None:
+        """Before a call's first step (lock held): (re)build when needed and take the
+        allocation; an answer when there is nothing to step."""
+        if self._stopping:
+            return {"asset_id": self.asset_id, "ok": True, "action": "none", "reason": "stopping"}
+        if self._reload or not self._started:
+            self._reload = False
+            self._started = False
+            await self._build()
+            self._started = True
+        assert self.state is not None
+        if allocated_capital is not None:
+            self.state.allocated_capital = Decimal(str(allocated_capital))
+        if self.state.finished:
+            return {"asset_id": self.asset_id, "ok": True, "action": "none", "reason": "finished", "finished": True}
+        return None
+
+    async def _step_once(self) -> dict[str, Any]:
+        """One bar (lock held, state built): the step's result as a dict."""
+        assert self.state is not None
+        started = time.perf_counter()
+        outcome, price = await self._one_step()
+        result = outcome.as_dict()
+        if self.mode == "simulation" and self.data is not None and self.index >= len(self.data):
+            await self.pipeline.finish(self.state, self.ports)
+            result["finished"] = True
+        result["open_positions"] = len(self.state.positions)
+        result["equity"] = str(self.state.equity(price))
+        took = time.perf_counter() - started
+        result["took_ms"] = took * 1000.0
+        self._observe(took)
+        self._last = result
+        self._steps += 1
+        return result
 
     async def _one_step(self) -> tuple[StepOutcome, float | None]:
         """One pipeline step; returns its outcome and the bar's close (for the equity)."""
@@ -246,6 +311,53 @@ class AssetActor:
             "finished": bool(state and state.finished),
             "last_step": self._last,
         }
+
+
+class BurstSummary:
+    """What one ``AssetActor.steps`` call did, in the shape the supervisor counts: plain
+    counters and lists (cheap to ship), not one result dict per bar."""
+
+    def __init__(self) -> None:
+        self.bars = 0
+        self.last: dict[str, Any] | None = None
+        self.took_ms: list[float] = []  # every bar's step time
+        self.order_took_ms: list[float] = []  # the bars that sent an order
+        self.outcomes: dict[str, int] = {}  # "ok" or the error kind -> bars
+        self.actions: dict[str, int] = {}  # decision -> bars
+        self.orders: dict[str, int] = {}  # order status -> bars
+        self.ok_actions: dict[str, int] = {}  # the same two counts, of the bars that succeeded
+        self.ok_orders: dict[str, int] = {}
+        self.reasons: dict[str, str] = {}  # error kind -> the last reason of that kind
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.bars += 1
+        self.last = result
+        took = float(result.get("took_ms", 0.0))
+        self.took_ms.append(took)
+        if result.get("client_order_id"):
+            self.order_took_ms.append(took)
+        ok = bool(result.get("ok", True))
+        outcome = "ok" if ok else str(result.get("error_kind"))
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        action = str(result.get("action", "none"))
+        self.actions[action] = self.actions.get(action, 0) + 1
+        if ok:
+            self.ok_actions[action] = self.ok_actions.get(action, 0) + 1
+        if result.get("order_status"):
+            status = str(result["order_status"])
+            self.orders[status] = self.orders.get(status, 0) + 1
+            if ok:
+                self.ok_orders[status] = self.ok_orders.get(status, 0) + 1
+        if not ok:
+            # One reason per kind: a strategy that raises on every bar would otherwise ship
+            # the same reason once per bar.
+            self.reasons[outcome] = str(result.get("reason"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"bars": self.bars, "last": self.last, "finished": bool(self.last and self.last.get("finished")),
+                "took_ms": self.took_ms, "order_took_ms": self.order_took_ms, "outcomes": self.outcomes,
+                "actions": self.actions, "orders": self.orders, "ok_actions": self.ok_actions,
+                "ok_orders": self.ok_orders, "reasons": self.reasons}
 
 
 def load_asset_data(record: Any, settings: dict[str, Any]) -> MarketData:

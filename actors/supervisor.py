@@ -140,6 +140,9 @@ class PortfolioSupervisor:
         self.policy = RestartPolicy.from_settings(self.settings)
         self.timeout_s = float(self.settings.get("step_timeout_s", 10.0))
         self.window = steps_in_flight(self.settings)
+        # Free-running simulations step several bars per call (see ``AssetActor.steps``).
+        self.bars_per_call = max(1, int(self.settings.get("simulation_bars_per_call", 32)))
+        self.call_budget_ms = float(self.settings.get("simulation_call_budget_ms", 20))
         self.children: dict[int, _Child] = {}
         self.cycles = 0
         self.started_at = time.time()
@@ -157,6 +160,8 @@ class PortfolioSupervisor:
         # Round trip of each step as the supervisor sees it (ms), for status and benchmarks.
         self._latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self._order_latencies: collections.deque[float] = collections.deque(maxlen=100_000)  # steps that sent orders
+        # Round trip of each multi-bar call (free-running simulations), as the supervisor sees it (ms).
+        self._call_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self.steps_total = 0
         self.broker_restarts = 0
         self._stats_flushed = time.monotonic()
@@ -214,13 +219,24 @@ class PortfolioSupervisor:
         return self._status()
 
     async def take_latencies(self) -> dict[str, Any]:
-        """Step round trips (ms) since the last call (all steps, and those that sent an
-        order), and the step count (benchmarks)."""
-        values, orders = list(self._latencies), list(self._order_latencies)
+        """Step latencies (ms) since the last call (all steps, and those that sent an
+        order), the round trips of multi-bar calls, and the step count (benchmarks).
+
+        A step's latency is its round trip from dispatch when it is a call of its own (paced
+        heartbeats), and its time in the asset actor when several bars share a call
+        (free-running simulations: ``call_latencies_ms`` then has the calls' round trips)."""
+        values, orders, calls = list(self._latencies), list(self._order_latencies), list(self._call_latencies)
         self._latencies.clear()
         self._order_latencies.clear()
-        return {"latencies_ms": values, "order_latencies_ms": orders, "steps_total": self.steps_total,
-                "cycles": self.cycles, "window": self.window}
+        self._call_latencies.clear()
+        return {"latencies_ms": values, "order_latencies_ms": orders, "call_latencies_ms": calls,
+                "steps_total": self.steps_total, "cycles": self.cycles, "window": self.window,
+                "bars_per_call": self._burst_size()}
+
+    def _burst_size(self) -> int:
+        """Bars per call of a free-running driver: 1 outside simulations (a live step is
+        one look at the broker's price)."""
+        return self.bars_per_call if str(self.settings.get("mode", "simulation")) == "simulation" else 1
 
     async def ping(self) -> str:
         return "ok"
@@ -312,14 +328,15 @@ class PortfolioSupervisor:
         while not self._stop.is_set() and child.state == "running" and child.handle is handle:
             if self._latency() > 0:
                 return  # switched to paced by a reload: the cycle takes over
-            late = await self._step(child, self._capital.get(child.asset_id))
+            late = await self._step(child, self._capital.get(child.asset_id), burst=self._burst_size())
             if late is not None:
                 await asyncio.wait({late})
             if child.handle is handle and child.last_error == "actor died":
                 await asyncio.sleep(0.05)  # the watch task restarts it
 
-    async def _step(self, child: _Child, capital: Decimal | None) -> asyncio.Future[Any] | None:
-        """Dispatch one step (in a slot) and handle its answer. Returns the step's future
+    async def _step(self, child: _Child, capital: Decimal | None, burst: int = 1) -> asyncio.Future[Any] | None:
+        """Dispatch one step (``burst`` > 1: a call of up to that many bars, see
+        ``AssetActor.steps``) in a slot and handle its answer. Returns the call's future
         when it timed out (still running; handled when it ends), else ``None``."""
         handle = child.handle
         async with self._step_slots or contextlib.nullcontext():
@@ -327,30 +344,34 @@ class PortfolioSupervisor:
                 return None
             arg = None if capital is None else str(capital)
             sent = time.perf_counter()
-            if arg is None or arg == child.sent_capital:
-                ref = handle.step.remote()  # no argument to serialize: the usual case
-            else:
-                ref = handle.step.remote(arg)
+            if arg is not None and arg != child.sent_capital:
                 child.sent_capital = arg
+            else:
+                arg = None  # no argument to serialize: the usual case
+            if burst > 1:
+                ref = handle.steps.remote(burst, self.call_budget_ms, arg)
+            else:
+                ref = handle.step.remote() if arg is None else handle.step.remote(arg)
             future = asyncio.wrap_future(ref.future())
             child.inflight, child.timed_out = future, False
             done, _ = await asyncio.wait({future}, timeout=self.timeout_s)
         if not done:
             child.timed_out = True
             await self._failed(child, "timeout", f"step took longer than step_timeout_s={self.timeout_s:g}")
-            future.add_done_callback(lambda f: asyncio.ensure_future(self._settle(child, handle, f, sent)))
+            future.add_done_callback(lambda f: asyncio.ensure_future(self._settle(child, handle, f, sent, burst > 1)))
             return future
-        await self._settle(child, handle, future, sent)
+        await self._settle(child, handle, future, sent, burst > 1)
         return None
 
-    async def _settle(self, child: _Child, handle: Any, future: asyncio.Future[Any], sent: float) -> None:
-        """Count one step's answer (or failure) into the statistics."""
+    async def _settle(self, child: _Child, handle: Any, future: asyncio.Future[Any], sent: float,
+                      burst: bool = False) -> None:
+        """Count one call's answer (or failure) into the statistics."""
         if child.inflight is future:
             child.inflight = None
         if future.cancelled():
             return
         took_ms = (time.perf_counter() - sent) * 1000.0
-        self._latencies.append(took_ms)
+        (self._call_latencies if burst else self._latencies).append(took_ms)
         exc = future.exception()
         if isinstance(exc, RayActorError):
             if child.handle is handle and child.state != "errored":
@@ -362,6 +383,9 @@ class PortfolioSupervisor:
             await self._failed(child, "error", f"{type(exc).__name__}: {exc}")
             return
         result = future.result()
+        if burst:
+            await self._count_burst(child, handle, result)
+            return
         self.steps_total += 1
         if result.get("client_order_id"):
             self._order_latencies.append(took_ms)
@@ -382,16 +406,48 @@ class PortfolioSupervisor:
         else:
             await self._failed(child, str(result.get("error_kind")), str(result.get("reason")))
 
+    async def _count_burst(self, child: _Child, handle: Any, summary: dict[str, Any]) -> None:
+        """Count a multi-bar call (``AssetActor.steps``' summary) as its bars' steps."""
+        bars = int(summary.get("bars", 0))
+        last = summary.get("last")
+        if last is not None:
+            child.last_step = last
+        if summary.get("finished") and child.handle is handle:
+            child.state = "finished"
+        if not bars:
+            return
+        self.steps_total += bars
+        self._latencies.extend(summary.get("took_ms", ()))
+        self._order_latencies.extend(summary.get("order_took_ms", ()))
+        outcomes: dict[str, int] = summary.get("outcomes", {})
+        for outcome, n in outcomes.items():
+            self._metric_counts["steps", outcome] += n
+        for action, n in summary.get("actions", {}).items():
+            self._metric_counts["decisions", action] += n
+        for status, n in summary.get("orders", {}).items():
+            self._metric_counts["orders", status] += n
+        if outcomes.get("ok"):
+            self._stats["steps_ok"] += outcomes["ok"]
+            for action, n in summary.get("ok_actions", {}).items():
+                self._stats[f"action_{action}"] += n
+            for status, n in summary.get("ok_orders", {}).items():
+                self._stats[f"orders_{status}"] += n
+        for kind, reason in summary.get("reasons", {}).items():
+            await self._failed(child, kind, reason, count=outcomes.get(kind, 1))
+        if last is not None and last.get("ok", True):
+            child.audited_kind = None  # the asset stepped cleanly again
+
     def _all_done(self) -> bool:
         return bool(self.children) and all(c.state in ("finished", "errored") for c in self.children.values())
 
-    async def _failed(self, child: _Child, kind: str, reason: str) -> None:
-        """INT-04: count, log and (once per reason) audit a failed step; never raise."""
-        child.failures += 1
-        self._stats["steps_failed"] += 1
-        self._stats[f"failed_{kind}"] += 1
+    async def _failed(self, child: _Child, kind: str, reason: str, count: int = 1) -> None:
+        """INT-04: count (``count`` steps that failed the same way), log and (once per
+        reason) audit a failed step; never raise."""
+        child.failures += count
+        self._stats["steps_failed"] += count
+        self._stats[f"failed_{kind}"] += count
         if kind in ("broker", "prediction"):
-            self._metric_counts[f"{kind}_errors", "step"] += 1
+            self._metric_counts[f"{kind}_errors", "step"] += count
         logger.warning("portfolio %s asset %s: step failed (%s): %s", self.portfolio_id, child.asset_id, kind, reason)
         child.last_error = f"{kind}: {reason}"
         if child.audited_kind != kind:

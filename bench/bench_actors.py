@@ -56,7 +56,8 @@ def reference() -> dict[str, float]:
             "pipelined_calls_per_s": pipelined}
 
 
-def run(n_assets: int, seconds: float, workdir: Path, in_flight: int | None = None) -> dict[str, float]:
+def run(n_assets: int, seconds: float, workdir: Path, in_flight: int | None = None,
+        bars_per_call: int | None = None) -> dict[str, float]:
     from actors.demo_data import generate_ohlc
     from actors.runtime import EngineRuntime
     from engine.config.defaults import DEFAULT_VALUES
@@ -83,6 +84,8 @@ def run(n_assets: int, seconds: float, workdir: Path, in_flight: int | None = No
     store.activate_portfolio(system, portfolio.id)
     config = dict(DEFAULT_VALUES, database_url=url, data_dir=str(workdir), global_latency=0.0,
                   ray_namespace=f"bench{n_assets}", step_timeout_s=30.0, max_steps_in_flight=in_flight)
+    if bars_per_call is not None:
+        config["simulation_bars_per_call"] = bars_per_call
     runtime = EngineRuntime(config)
     started = time.perf_counter()
     runtime.start()
@@ -114,6 +117,7 @@ def run(n_assets: int, seconds: float, workdir: Path, in_flight: int | None = No
     store.close()
     # (.get: the same script also measures older engine versions, for before/after figures)
     lat, order_lat = window["latencies_ms"], window.get("order_latencies_ms", [])
+    calls = window.get("call_latencies_ms") or [float("nan")]
     hold_lat = list((collections.Counter(lat) - collections.Counter(order_lat)).elements()) or [float("nan")]
     steps = window["steps_total"] - first["steps_total"]
     busy = ((writer_after["busy_s"] - writer_before["busy_s"]) / elapsed) if writer_before else float("nan")
@@ -123,13 +127,17 @@ def run(n_assets: int, seconds: float, workdir: Path, in_flight: int | None = No
             "order_p50_ms": float(np.percentile(order_lat, 50)) if order_lat else float("nan"),
             "order_p99_ms": float(np.percentile(order_lat, 99)) if order_lat else float("nan"),
             "order_share": len(order_lat) / max(len(lat), 1), "writer_busy": busy, "window": window.get("window"),
-            "mean_ms": statistics.fmean(lat), "orders_recorded": orders}
+            "mean_ms": statistics.fmean(lat), "orders_recorded": orders,
+            "call_p50_ms": float(np.percentile(calls, 50)), "call_p99_ms": float(np.percentile(calls, 99)),
+            "bars_per_call": window.get("bars_per_call", 1), "calls_per_s": len(window.get("call_latencies_ms") or []) / elapsed}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--bars-per-call", type=int, default=None,
+                        help="simulation_bars_per_call (default: the engine's; 1: one call per bar)")
     parser.add_argument("--in-flight", type=int, default=None,
                         help="max_steps_in_flight (default: the engine's, 2 x CPUs; 0: no limit)")
     args = parser.parse_args()
@@ -140,7 +148,7 @@ def main() -> None:
           f"pipelined into one actor {ref['pipelined_calls_per_s']:.0f} calls/s")
     with tempfile.TemporaryDirectory(prefix="lts-bench-") as tmp:
         for n in args.assets:
-            r = run(n, args.seconds, Path(tmp), args.in_flight)
+            r = run(n, args.seconds, Path(tmp), args.in_flight, args.bars_per_call)
             print(f"{n:>4} assets: {r['steps_per_s']:8.0f} steps/s ({r['steps_per_s'] / max(r['assets'], 1):.1f} per "
                   f"asset), step latency p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
                   f"(= {r['p50_ms'] / ref['rtt_p50_ms']:.1f}x / {r['p99_ms'] / ref['rtt_p50_ms']:.1f}x a trivial "
@@ -148,7 +156,11 @@ def main() -> None:
             print(f"      hold steps p50 {r['hold_p50_ms']:.1f} ms p99 {r['hold_p99_ms']:.1f} ms; "
                   f"order steps ({100 * r['order_share']:.0f}% of steps) p50 {r['order_p50_ms']:.1f} ms "
                   f"p99 {r['order_p99_ms']:.1f} ms; persistence actor busy {100 * r['writer_busy']:.0f}% of the time; "
-                  f"at most {r['window'] or 'unlimited'} steps in flight; load average {os.getloadavg()[0]:.1f}")
+                  f"at most {r['window'] or 'unlimited'} calls in flight; load average {os.getloadavg()[0]:.1f}")
+            if r["bars_per_call"] > 1:
+                print(f"      up to {r['bars_per_call']} bars per supervisor call: {r['calls_per_s']:.0f} calls/s, "
+                      f"{r['steps_per_s'] / max(r['calls_per_s'], 1e-9):.1f} bars per call, call round trip "
+                      f"p50 {r['call_p50_ms']:.1f} ms p99 {r['call_p99_ms']:.1f} ms")
     ray.shutdown()
 
 

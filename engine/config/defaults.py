@@ -57,6 +57,11 @@ DEFAULT_VALUES: dict[str, Any] = {
     "strategy_actors": False,
     # Actor runtime: steps a portfolio supervisor runs at once (null: 2 x the cluster's CPUs; 0: no limit).
     "max_steps_in_flight": None,
+    # Actor runtime, free-running simulations (latency 0): bars an asset actor steps in one
+    # call from its supervisor (1: a call per bar), and the call's time budget: a call ends
+    # after the bar that spends it, so a hold bar costs no actor hop at all.
+    "simulation_bars_per_call": 32,
+    "simulation_call_budget_ms": 20,
 }
 
 PLUGIN_KEYS: tuple[str, ...] = (

@@ -94,6 +94,8 @@ GLOBAL_TYPES: dict[str, KeyType] = {
     "max_asset_restarts": KeyType(_NonNegativeInt, "int >= 0"),
     "restart_window_s": KeyType(_PositiveFloat, "float > 0 (seconds)"),
     "step_timeout_s": KeyType(_PositiveFloat, "float > 0 (seconds)"),
+    "simulation_bars_per_call": KeyType(_PositiveInt, "int >= 1"),
+    "simulation_call_budget_ms": KeyType(_PositiveInt, "int >= 1 (milliseconds)"),
 }
 """Declared types of global keys; a key not listed here takes its default's type."""
 

@@ -43,9 +43,11 @@ def test_kill_asset_actors_while_trading(ray_session, sqlite_store, sqlite_db_ur
         specs = [{"symbol": f"S{p}{i}", "strategy_plugin": "default_strategy",
                   "strategy_config": {"lookback": 3, "quantity": 1000.0},
                   "broker_plugin": "default_broker", "data_source": {"path": f"d{i}.csv"}} for i in range(5)]
-        portfolios.append(seed_portfolio(sqlite_store, specs, latency=0.02))
+        # Portfolio 0 runs free (global_latency 0: several bars per call, AssetActor.steps),
+        # so kills land mid-burst too; portfolio 1 is paced (one bar per call).
+        portfolios.append(seed_portfolio(sqlite_store, specs, latency=None if p == 0 else 0.02))
     asset_ids = [a for _, ids in portfolios for a in ids]
-    config = engine_config(sqlite_db_url, tmp_path, max_asset_restarts=50, global_latency=0.02)
+    config = engine_config(sqlite_db_url, tmp_path, max_asset_restarts=50, global_latency=0.0)
     rng = random.Random(1234)
     kills: Counter[int] = Counter()
     recoveries: list[float] = []
@@ -84,7 +86,12 @@ def test_kill_asset_actors_while_trading(ray_session, sqlite_store, sqlite_db_ur
     assert set(by_asset) == set(asset_ids)
     total_orders = 0
     for asset_id, key in by_asset.items():
-        orders = sqlite_store.list_orders(asset_id=asset_id, page=PageRequest(limit=500)).items
+        orders: list = []
+        while len(page := sqlite_store.list_orders(asset_id=asset_id, page=PageRequest(
+                offset=len(orders), limit=500)).items) == 500 or page:
+            orders.extend(page)
+            if len(page) < 500:
+                break
         broker_orders = {r.client_order_id: r for r in records[key]["orders"]}
         sent = {o.client_order_id: o for o in orders if o.status.value != "cancelled"}
         # One to one: same client order ids, same status, no duplicates, nothing pending.
