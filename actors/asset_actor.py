@@ -87,12 +87,19 @@ class AssetActor:
         self.state: AssetState | None = None
         self.data: MarketData | None = None
         self.index = 0
+        self._shared_data: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> dict[str, Any]:
+    async def start(self, shared_data: dict[str, Any] | None = None) -> dict[str, Any]:
         """Load the asset, its data and plugins; rebuild state from the database;
-        reconcile with the broker. Idempotent."""
+        reconcile with the broker. Idempotent.
+
+        ``shared_data``: ``{"key": data_key(...), "data": ObjectRef}`` of the asset's CSV,
+        parsed once by the supervisor for every asset (and restart) that reads that file;
+        used while the asset's data source still has that key."""
+        if shared_data is not None:
+            self._shared_data = shared_data
         async with self._lock:
             if not self._started:
                 await self._build()
@@ -112,7 +119,7 @@ class AssetActor:
         self.mode = str(self.settings.get("mode", "simulation"))
         # Live mode starts from the asset's history file when it has one, else from nothing.
         has_file = bool((record.data_source or {}).get("path") or (record.data_source or {}).get("csv"))
-        self.data = load_asset_data(record, self.settings) if self.mode == "simulation" or has_file else None
+        self.data = await self._market_data(record) if self.mode == "simulation" or has_file else None
         strategy = create_plugin("strategy", record.strategy_plugin, record.strategy_config)
         self.pipeline = create_plugin("pipeline", record.pipeline_plugin, record.pipeline_config)
         if not isinstance(self.pipeline, PipelinePlugin) or not hasattr(self.pipeline, "sync_with_broker"):
@@ -149,6 +156,19 @@ class AssetActor:
         await self.pipeline.sync_with_broker(self.state, self.ports, None)  # reconcile first
         logger.info("asset %s (portfolio %s): started at bar %d with %d open positions, %d pending",
                     self.asset_id, self.portfolio_id, self.index, len(self.state.positions), len(self.state.pending))
+
+    async def _market_data(self, record: Any) -> MarketData:
+        """The supervisor's shared parse of this asset's CSV when it is still the file the
+        record names (same path, size and modification time), else a parse of our own."""
+        shared = self._shared_data
+        if shared is not None and shared.get("key") == data_key(record, self.settings):
+            data = await shared["data"]  # zero-copy: numpy arrays in the node's shared memory
+            if data.symbol != record.symbol:
+                import dataclasses
+
+                data = dataclasses.replace(data, symbol=record.symbol)
+            return data
+        return load_asset_data(record, self.settings)
 
     async def _realized_pnl(self) -> Decimal:
         """The P&L of every position this asset closed, from the database."""
@@ -360,21 +380,47 @@ class BurstSummary:
                 "ok_orders": self.ok_orders, "reasons": self.reasons}
 
 
-def load_asset_data(record: Any, settings: dict[str, Any]) -> MarketData:
-    """The asset's market data from its ``data_source`` (``{"path": CSV, ...}``).
-
-    A relative path is taken under the configured ``data_dir``."""
+def asset_data_path(record: Any, settings: dict[str, Any]) -> Any:
+    """The CSV file an asset's ``data_source`` names (a relative path is under
+    ``data_dir``), or None when it names none."""
     from pathlib import Path
-
-    from engine.data.csv_loader import load_csv
 
     source = dict(record.data_source or {})
     path = source.get("path") or source.get("csv")
     if not path:
-        raise ConfigError(f"asset {record.id}: data_source needs a 'path' to an OHLC CSV, got {source}")
+        return None
     full = Path(path)
     if not full.is_absolute():
         full = Path(str(settings.get("data_dir", "./data"))) / full
+    return full
+
+
+def data_key(record: Any, settings: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What identifies one parse of an asset's CSV: the file (path, size, modification
+    time) and the parse options. Assets with equal keys can share one parsed copy; None
+    when the file is missing (the asset's own load then says why)."""
+    full = asset_data_path(record, settings)
+    if full is None:
+        return None
+    try:
+        stat = full.stat()
+    except OSError:
+        return None
+    source = dict(record.data_source or {})
+    return (str(full.resolve()), stat.st_size, stat.st_mtime_ns,
+            str(source.get("datetime_column", "DATE_TIME")), bool(source.get("drop_invalid", False)))
+
+
+def load_asset_data(record: Any, settings: dict[str, Any]) -> MarketData:
+    """The asset's market data from its ``data_source`` (``{"path": CSV, ...}``).
+
+    A relative path is taken under the configured ``data_dir``."""
+    from engine.data.csv_loader import load_csv
+
+    source = dict(record.data_source or {})
+    full = asset_data_path(record, settings)
+    if full is None:
+        raise ConfigError(f"asset {record.id}: data_source needs a 'path' to an OHLC CSV, got {source}")
     if not full.exists():
         raise DataError(f"asset {record.id}: data file {full} does not exist (data_source.path)")
     return load_csv(

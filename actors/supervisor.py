@@ -53,7 +53,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from actors import naming
-from actors.asset_actor import AssetActor
+from actors.asset_actor import AssetActor, data_key, load_asset_data
 from actors.metrics import engine_metrics, tags
 from actors.remote import make_remote
 from actors.restart_policy import RestartPolicy, RestartTracker
@@ -170,6 +170,9 @@ class PortfolioSupervisor:
         self._plugin: Any = None
         self._dumps: tuple[dict[str, Any], list[dict[str, Any]]] = ({}, [])
         self._capital: dict[int, Decimal] = {}
+        # data_key -> ObjectRef of that CSV parsed once (simulation): every asset and every
+        # restart reading the file shares it, zero-copy, instead of parsing its own.
+        self._shared_data: dict[tuple[Any, ...], Any] = {}
         self._loop_task = asyncio.get_event_loop().create_task(self._run())
         self._broker_watch = asyncio.get_event_loop().create_task(self._watch_broker())
         if self.restarted:
@@ -292,6 +295,9 @@ class PortfolioSupervisor:
         # Dumped once per load: the plugin gets plain dicts, every cycle.
         self._dumps = (self._portfolio.model_dump(), [a.model_dump() for a in self._assets])
         self._capital = self._allocation()  # before the first steps are dispatched
+        keys = {data_key(a, self.settings) for a in self._assets}
+        for key in [k for k in self._shared_data if k not in keys]:
+            del self._shared_data[key]  # a file no asset reads any more (or one that changed)
         wanted = {a.id for a in self._assets if str(getattr(a.status, "value", a.status)) != "errored"}
         for asset_id in list(self.children):
             if asset_id not in wanted and self.children[asset_id].state != "errored":
@@ -539,7 +545,8 @@ class PortfolioSupervisor:
             # A few starts at a time: every new actor is a new Python process importing the
             # engine, and a hundred at once on a small machine would starve each other.
             async with self._start_slots:
-                info = await asyncio.wait_for(child.handle.start.remote(), _START_TIMEOUT_S)
+                shared = await self._data_for(asset_id)
+                info = await asyncio.wait_for(child.handle.start.remote(shared), _START_TIMEOUT_S)
             child.pid = info.get("pid")
             child.last_error = None if child.last_error == "actor died" else child.last_error
             child.state = "finished" if info.get("finished") else "running"
@@ -556,6 +563,25 @@ class PortfolioSupervisor:
             # Bad config or data: restarting cannot help, so it is errored at once.
             await self._mark_errored(child, f"start failed: {type(exc).__name__}: {exc}")
             ray.kill(child.handle, no_restart=True)
+
+    async def _data_for(self, asset_id: int) -> dict[str, Any] | None:
+        """``{"key", "data"}`` of the asset's CSV parsed once here (simulation mode), or
+        None: then the asset parses it itself (and reports a bad file as it always did)."""
+        if str(self.settings.get("mode", "simulation")) != "simulation":
+            return None
+        record = next((a for a in self._assets if a.id == asset_id), None)
+        key = None if record is None else data_key(record, self.settings)
+        if key is None:
+            return None
+        ref = self._shared_data.get(key)
+        if ref is None:
+            try:
+                data = await asyncio.to_thread(load_asset_data, record, self.settings)
+            except Exception as exc:  # the asset's own load names the problem
+                logger.debug("portfolio %s: asset %s data not shared: %s", self.portfolio_id, asset_id, exc)
+                return None
+            ref = self._shared_data[key] = ray.put(data)
+        return {"key": key, "data": ref}
 
     async def _watch(self, child: _Child, handle: Any) -> None:
         try:
