@@ -88,6 +88,7 @@ class AssetActor:
         self.data: MarketData | None = None
         self.index = 0
         self._shared_data: dict[str, Any] | None = None
+        self._data_shared = False  # the data in use is the supervisor's shared parse
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -161,7 +162,9 @@ class AssetActor:
         """The supervisor's shared parse of this asset's CSV when it is still the file the
         record names (same path, size and modification time), else a parse of our own."""
         shared = self._shared_data
-        if shared is not None and shared.get("key") == data_key(record, self.settings):
+        self._data_shared = shared is not None and shared.get("key") == data_key(record, self.settings)
+        if self._data_shared:
+            assert shared is not None
             data = await shared["data"]  # zero-copy: numpy arrays in the node's shared memory
             if data.symbol != record.symbol:
                 import dataclasses
@@ -325,6 +328,7 @@ class AssetActor:
             "pid": os.getpid(),
             "index": self.index,
             "bars": len(self.data) if self.data is not None else 0,
+            "data_shared": self._data_shared,
             "steps": self._steps,
             "open_positions": len(state.positions) if state else 0,
             "pending": len(state.pending) if state else 0,

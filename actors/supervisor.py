@@ -173,6 +173,7 @@ class PortfolioSupervisor:
         # data_key -> ObjectRef of that CSV parsed once (simulation): every asset and every
         # restart reading the file shares it, zero-copy, instead of parsing its own.
         self._shared_data: dict[tuple[Any, ...], Any] = {}
+        self._data_lock = asyncio.Lock()  # concurrent starts of assets on one file parse it once
         self._loop_task = asyncio.get_event_loop().create_task(self._run())
         self._broker_watch = asyncio.get_event_loop().create_task(self._watch_broker())
         if self.restarted:
@@ -573,14 +574,15 @@ class PortfolioSupervisor:
         key = None if record is None else data_key(record, self.settings)
         if key is None:
             return None
-        ref = self._shared_data.get(key)
-        if ref is None:
-            try:
-                data = await asyncio.to_thread(load_asset_data, record, self.settings)
-            except Exception as exc:  # the asset's own load names the problem
-                logger.debug("portfolio %s: asset %s data not shared: %s", self.portfolio_id, asset_id, exc)
-                return None
-            ref = self._shared_data[key] = ray.put(data)
+        async with self._data_lock:
+            ref = self._shared_data.get(key)
+            if ref is None:
+                try:
+                    data = await asyncio.to_thread(load_asset_data, record, self.settings)
+                except Exception as exc:  # the asset's own load names the problem
+                    logger.debug("portfolio %s: asset %s data not shared: %s", self.portfolio_id, asset_id, exc)
+                    return None
+                ref = self._shared_data[key] = ray.put(data)
         return {"key": key, "data": ref}
 
     async def _watch(self, child: _Child, handle: Any) -> None:

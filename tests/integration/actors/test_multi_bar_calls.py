@@ -38,6 +38,13 @@ def _run(store: Any, db_url: str, tmp_path: Path, data: Path, bars_per_call: int
 
         wait_for(lambda: states() == ["finished", "finished"], 60, what="both assets to walk their data")
         window = ray.get(supervisor.take_latencies.remote(), timeout=30)
+        from actors import naming
+
+        # Both assets read the one file: the supervisor parsed it once for both.
+        infos = [ray.get(ray.get_actor(naming.asset(a), namespace=config["ray_namespace"]).info.remote(), timeout=30)
+                 for a in (asset_id, failing_id)]
+        assert [i["data_shared"] for i in infos] == [True, True]
+        assert [i["bars"] for i in infos] == [BARS, BARS]
         runtime.deactivate_portfolio(portfolio_id)
     from persistence.records import AuditContext
 
