@@ -53,7 +53,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from actors import naming
-from actors.asset_actor import AssetActor, data_key, load_asset_data
+from actors.asset_actor import AssetActor, BurstSummary, data_key, load_asset_data
 from actors.metrics import engine_metrics, tags
 from actors.remote import make_remote
 from actors.restart_policy import RestartPolicy, RestartTracker
@@ -378,43 +378,31 @@ class PortfolioSupervisor:
         if future.cancelled():
             return
         took_ms = (time.perf_counter() - sent) * 1000.0
-        (self._call_latencies if burst else self._latencies).append(took_ms)
         exc = future.exception()
-        if isinstance(exc, RayActorError):
-            if child.handle is handle and child.state != "errored":
-                # The watch task restarts it. (Once it gave up, the reason it gave stays:
-                # a step failing with the dead actor may settle after that.)
-                child.last_error = "actor died"
-            return
         if exc is not None:
+            (self._call_latencies if burst else self._latencies).append(took_ms)
+            if isinstance(exc, RayActorError):
+                if child.handle is handle and child.state != "errored":
+                    # The watch task restarts it. (Once it gave up, the reason it gave stays:
+                    # a step failing with the dead actor may settle after that.)
+                    child.last_error = "actor died"
+                return
             await self._failed(child, "error", f"{type(exc).__name__}: {exc}")
             return
-        result = future.result()
+        summary = future.result()
         if burst:
-            await self._count_burst(child, handle, result)
-            return
-        self.steps_total += 1
-        if result.get("client_order_id"):
-            self._order_latencies.append(took_ms)
-        child.last_step = result
-        if result.get("finished") and child.handle is handle:
-            child.state = "finished"
-        ok = result.get("ok", True)
-        self._metric_counts["steps", "ok" if ok else str(result.get("error_kind"))] += 1
-        self._metric_counts["decisions", str(result.get("action", "none"))] += 1
-        if result.get("order_status"):
-            self._metric_counts["orders", str(result["order_status"])] += 1
-        if ok:
-            child.audited_kind = None
-            self._stats["steps_ok"] += 1
-            self._stats[f"action_{result.get('action', 'none')}"] += 1
-            if result.get("order_status"):
-                self._stats[f"orders_{result['order_status']}"] += 1
+            self._call_latencies.append(took_ms)
         else:
-            await self._failed(child, str(result.get("error_kind")), str(result.get("reason")))
+            # A bar in a call of its own: counted like a one-bar burst, its latency the round
+            # trip as seen from here.
+            one = BurstSummary()
+            one.add({**summary, "took_ms": took_ms})
+            summary = one.as_dict()
+        await self._count_steps(child, handle, summary)
 
-    async def _count_burst(self, child: _Child, handle: Any, summary: dict[str, Any]) -> None:
-        """Count a multi-bar call (``AssetActor.steps``' summary) as its bars' steps."""
+    async def _count_steps(self, child: _Child, handle: Any, summary: dict[str, Any]) -> None:
+        """Count a call's steps (``AssetActor.steps``' summary, or one step's) into the
+        statistics and metrics, bar by bar."""
         bars = int(summary.get("bars", 0))
         last = summary.get("last")
         if last is not None:

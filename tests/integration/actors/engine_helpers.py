@@ -56,6 +56,18 @@ def engine_config(database_url: str, data_dir: Path, **overrides: Any) -> dict[s
     return config
 
 
+def all_orders(store: Any, asset_id: int) -> list[Any]:
+    """Every order of an asset, page by page (a long run has more than one page)."""
+    from persistence.records import PageRequest
+
+    orders: list[Any] = []
+    while True:
+        page = store.list_orders(asset_id=asset_id, page=PageRequest(offset=len(orders), limit=500)).items
+        orders.extend(page)
+        if len(page) < 500:
+            return orders
+
+
 @contextmanager
 def running_engine(config: dict[str, Any]) -> Iterator[Any]:
     """An ``EngineRuntime`` started on the shared Ray session, stopped afterwards."""

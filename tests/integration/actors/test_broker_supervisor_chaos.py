@@ -27,22 +27,11 @@ import ray
 
 from actors import naming
 from engine.pipeline.default_pipeline import RECONCILE_CANCEL_REASON
-from tests.integration.actors.engine_helpers import engine_config, running_engine, seed_portfolio, wait_for, write_ohlc_csv
+from tests.integration.actors.engine_helpers import all_orders, engine_config, running_engine, seed_portfolio, wait_for, write_ohlc_csv
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 BARS = 300
-
-
-def _all_orders(store: Any, asset_id: int) -> list[Any]:
-    from persistence.records import PageRequest
-
-    orders: list[Any] = []
-    while True:
-        page = store.list_orders(asset_id=asset_id, page=PageRequest(offset=len(orders), limit=500)).items
-        orders.extend(page)
-        if len(page) < 500:
-            return orders
 
 
 def _latest(records: dict[str, list[Any]]) -> dict[str, Any]:
@@ -118,7 +107,7 @@ def test_kill_broker_and_supervisor_while_trading(ray_session, sqlite_store, sql
     by_asset = {int(key.rsplit(":asset", 1)[1]): key for key in records}
     assert set(by_asset) == set(asset_ids)
     for asset_id, key in by_asset.items():
-        orders = _all_orders(sqlite_store, asset_id)
+        orders = all_orders(sqlite_store, asset_id)
         latest = _latest(records[key])
         refused = {o.client_order_id for o in orders
                    if o.status.value == "cancelled" and o.reason == RECONCILE_CANCEL_REASON}

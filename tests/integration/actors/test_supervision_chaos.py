@@ -17,7 +17,7 @@ import pytest
 import ray
 
 from actors import naming
-from tests.integration.actors.engine_helpers import engine_config, running_engine, seed_portfolio, wait_for, write_ohlc_csv
+from tests.integration.actors.engine_helpers import all_orders, engine_config, running_engine, seed_portfolio, wait_for, write_ohlc_csv
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -86,12 +86,7 @@ def test_kill_asset_actors_while_trading(ray_session, sqlite_store, sqlite_db_ur
     assert set(by_asset) == set(asset_ids)
     total_orders = 0
     for asset_id, key in by_asset.items():
-        orders: list = []
-        while len(page := sqlite_store.list_orders(asset_id=asset_id, page=PageRequest(
-                offset=len(orders), limit=500)).items) == 500 or page:
-            orders.extend(page)
-            if len(page) < 500:
-                break
+        orders = all_orders(sqlite_store, asset_id)
         broker_orders = {r.client_order_id: r for r in records[key]["orders"]}
         sent = {o.client_order_id: o for o in orders if o.status.value != "cancelled"}
         # One to one: same client order ids, same status, no duplicates, nothing pending.
