@@ -56,23 +56,29 @@ class ActorStore:
 
     def __init__(self, read_store: Any, *, namespace: str, timeout_s: float) -> None:
         from actors.persistence_actor import PersistenceClient
+        from actors.write_pipe import SyncWritePipe
 
         self._reads = read_store
-        # One caller per client (write order); the gateway's threads share it under a lock.
         self._client = PersistenceClient(namespace=namespace, call_timeout_s=timeout_s,
                                          give_up_after_s=3 * timeout_s)
-        self._lock = threading.Lock()
+        # The gateway's request threads share calls: writes that arrive while one call is
+        # out leave together in the next (caller-side group commit, see actors.write_pipe).
+        self._pipe = SyncWritePipe(self._client)
+        self._ids = threading.Lock()  # the client numbers request ids; threads share it
 
     def __getattr__(self, name: str) -> Any:
+        from actors.persistence_actor import raise_for_outcome
         from persistence.store import WRITE_OPS
 
         if name in WRITE_OPS:
             def write(ctx: Any, *args: Any, **kwargs: Any) -> Any:
-                with self._lock:
-                    try:
-                        return self._client.write_sync(name, ctx, *args, **kwargs)
-                    except (GetTimeoutError, RayActorError) as exc:
-                        raise TemporaryError(f"persistence actor unavailable: {type(exc).__name__}") from exc
+                with self._ids:
+                    request = self._client.request(name, ctx, *args, **kwargs)
+                try:
+                    (outcome,) = self._pipe.write_many([request])
+                except (GetTimeoutError, RayActorError) as exc:
+                    raise TemporaryError(f"persistence actor unavailable: {type(exc).__name__}") from exc
+                return raise_for_outcome(outcome)
 
             return write
         return getattr(self._reads, name)

@@ -78,10 +78,13 @@ class StoreProxy:
     async def _actor_write(self, writes: list[Any]) -> list[Any]:
         if self._writer is None:
             from actors.persistence_actor import PersistenceClient
+            from actors.write_pipe import WritePipe
 
             # Resends keep the request ids, so an unacknowledged batch is safe to resend.
-            self._writer = PersistenceClient(namespace=self.namespace, call_timeout_s=self.timeout_s,
-                                             give_up_after_s=3 * self.timeout_s)
+            # This process's concurrent writers (a supervisor's cycle statistics and restart
+            # audits) share calls through the pipe; a lone writer's batch leaves at once.
+            self._writer = WritePipe(PersistenceClient(namespace=self.namespace, call_timeout_s=self.timeout_s,
+                                                       give_up_after_s=3 * self.timeout_s))
         try:
             return await self._writer.write_many(writes)
         except LTSError:

@@ -167,6 +167,24 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise DisconnectionError(str(exc)) from exc
 
 
+def _plan_every_query(engine: Engine) -> None:
+    """PostgreSQL: plan each execution of a prepared statement with its actual values.
+
+    psycopg prepares a statement server-side after a few executions, and PostgreSQL then
+    switches to a generic plan that cannot see parameter values. For the batch lookups
+    (``key = ANY(:keys)``, see ``persistence.store._lookup``) that costs the hashed array:
+    measured on a growing ``audit_logs``, the request-id lookup of a 100-write batch took
+    7.4 ms on average under generic plans against ~1.6 ms planned per execution, and the
+    Store's batch rate rose from 3,800 to 4,500 records/s. Planning these short
+    statements costs microseconds."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_connection.commit()  # a SET rolled back with its transaction would not stick
+
+
 def make_engine(
     url: str | URL,
     *,
@@ -195,6 +213,7 @@ def make_engine(
     else:
         engine = create_engine(parsed, **options, **_postgres_pool_options(pool_size, max_overflow))
         _ping_idle_connections(engine)
+        _plan_every_query(engine)
     logger.debug("database engine built for %s", parsed.render_as_string(hide_password=True))
     return engine
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from engine.errors import DomainError, LTSError
 from persistence.database import make_engine, make_read_session_factory, make_write_session_factory
 from persistence.models import AuditLog
+from persistence.store._lookup import key_in
 from persistence.store._trade_batch import TradeBatch, _Planned
 from persistence.store._unit import WRITE_OPS, _Batch
 from persistence.store.portfolios import PortfolioOps
@@ -98,7 +99,7 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
             if request_ids:
                 present = set(
                     session.scalars(
-                        select(AuditLog.request_id).where(AuditLog.request_id.in_(request_ids))
+                        select(AuditLog.request_id).where(key_in(session, AuditLog.request_id, request_ids))
                     ).all()
                 )
             batch = self._local.batch = _Batch(session, set(request_ids) - present, savepoints)

@@ -45,6 +45,7 @@ from persistence.records import (
     PositionOpen,
     PositionRecord,
 )
+from persistence.store._lookup import key_in
 from persistence.store._unit import _Batch, may_touch
 from persistence.store.writes import WriteOutcome, WriteRequest
 
@@ -195,11 +196,11 @@ class TradeBatch:
     def _load(self, asset_ids: set[int], portfolio_ids: set[int]) -> None:
         if asset_ids:
             for key, portfolio_id, symbol in self.session.execute(
-                _ASSETS_BY_ID.where(Asset.id.in_(asset_ids))
+                _ASSETS_BY_ID.where(key_in(self.session, Asset.id, asset_ids))
             ):
                 self._assets[key] = (portfolio_id, symbol)
         for key, owner_id in self.session.execute(
-            _OWNERS_BY_ID.where(Portfolio.id.in_(portfolio_ids))
+            _OWNERS_BY_ID.where(key_in(self.session, Portfolio.id, portfolio_ids))
         ):
             self._owners[key] = owner_id
 
@@ -224,9 +225,9 @@ class TradeBatch:
         if not wanted:
             return
         rows = [dict(r._mapping) for r in self.session.execute(
-            _ORDERS_BY_CLIENT_ID.where(_ORDERS.c.client_order_id.in_(wanted)))]
+            _ORDERS_BY_CLIENT_ID.where(key_in(self.session, _ORDERS.c.client_order_id, wanted)))]
         opened_from = set(self.session.scalars(
-            _OPENED_FROM.where(_POSITIONS.c.opening_order_id.in_([r["id"] for r in rows]))
+            _OPENED_FROM.where(key_in(self.session, _POSITIONS.c.opening_order_id, [r["id"] for r in rows]))
         ).all()) if rows else set()
         for row in rows:
             if row["id"] in opened_from or row["position_id"] is not None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import DomainError, NotFound
 from engine.types import to_decimal, utcnow
+from persistence.store._lookup import key_in
 from persistence.enums import ORDER_TRANSITIONS, OrderStatus
 from persistence.models import Asset, Order, Position
 from persistence.records import (
@@ -98,7 +99,7 @@ class TradingOps(UnitOfWork):
             return
         present = set(
             session.scalars(
-                select(Order.client_order_id).where(Order.client_order_id.in_(client_order_ids))
+                select(Order.client_order_id).where(key_in(session, Order.client_order_id, client_order_ids))
             ).all()
         )
         batch.absent_orders.update(set(client_order_ids) - present)

@@ -21,6 +21,7 @@ from actors.persistence_actor import (
     raise_for_outcome,
     start_persistence_actor,
 )
+from actors.write_pipe import SyncWritePipe, WritePipe
 from engine.errors import NotFound
 from engine.types import utcnow
 from persistence.models import Order
@@ -91,6 +92,94 @@ def test_twenty_concurrent_callers_writes_all_land_in_per_caller_order(
         assert mine == [f"c{n:02d}-{i:04d}" for i in range(per_caller)], f"caller {n} out of order"
     assert stats["applied"] == callers * per_caller
     assert stats["batches"] < stats["applied"]  # writes from several callers shared commits
+
+
+def _orders_by_writer(store: Store, writers: int) -> dict[int, list[str]]:
+    with store.engine.connect() as conn:
+        coids = conn.execute(select(Order.client_order_id).order_by(Order.id)).scalars().all()
+    return {n: [c for c in coids if c.startswith(f"w{n:02d}-")] for n in range(writers)}
+
+
+def test_writers_sharing_a_pipe_land_in_per_writer_order_in_fewer_calls_and_errors_stay_their_own(
+    ray_session: Any, seeded_store: tuple[Store, SeededPortfolio], db_url: str, actor_name: str
+) -> None:
+    """Caller-side group commit against the real actor: 20 writers of one event loop share
+    a WritePipe; every write lands once, in each writer's order, the writers' batches went
+    out in fewer calls than there were batches, and a bad write in a combined call fails
+    only its own writer."""
+    store, seeded = seeded_store
+    handle = _start(ray_session, db_url, actor_name, batch_size=64, batch_delay_ms=2)
+    pipe = WritePipe(PersistenceClient(handle, caller_id="pipe"))
+    writers, per_writer, per_batch = 20, 40, 4
+
+    async def writer(n: int) -> None:
+        client = PersistenceClient(handle, caller_id=f"writer{n}")  # this writer's request ids
+        for start in range(0, per_writer, per_batch):
+            batch = [client.request("record_order_intent", AuditContext.system(), _intent(seeded, f"w{n:02d}-{i:04d}"))
+                     for i in range(start, start + per_batch)]
+            for outcome in await pipe.write_many(batch):
+                raise_for_outcome(outcome)
+
+    async def bad_writer() -> None:
+        client = PersistenceClient(handle, caller_id="bad")
+        bad = client.request("record_order_intent", AuditContext.system(),
+                             {"client_order_id": "bad", "portfolio_id": 999, "asset_id": 1, "side": "buy",
+                              "quantity": 1})
+        await asyncio.sleep(0.01)  # while the others' batches are in flight
+        (outcome,) = await pipe.write_many([bad])
+        raise_for_outcome(outcome)
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(*(writer(n) for n in range(writers)), bad_writer(), return_exceptions=True)
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        ray_session.kill(handle)
+
+    assert results[:writers] == [None] * writers
+    assert isinstance(results[-1], NotFound) and "portfolio 999" in str(results[-1])
+    for n, mine in _orders_by_writer(store, writers).items():
+        assert mine == [f"w{n:02d}-{i:04d}" for i in range(per_writer)], f"writer {n} out of order"
+    assert pipe.batches == writers * per_writer // per_batch + 1
+    assert pipe.calls < pipe.batches / 2  # batches shared calls
+
+
+def test_threads_sharing_a_sync_pipe_land_in_per_thread_order_in_fewer_calls(
+    ray_session: Any, seeded_store: tuple[Store, SeededPortfolio], db_url: str, actor_name: str
+) -> None:
+    """The API gateway's case: request threads writing through one SyncWritePipe."""
+    import threading
+
+    store, seeded = seeded_store
+    handle = _start(ray_session, db_url, actor_name)
+    pipe = SyncWritePipe(PersistenceClient(handle, caller_id="sync-pipe"))
+    threads, per_thread = 8, 15
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        client = PersistenceClient(handle, caller_id=f"thread{n}")
+        try:
+            for i in range(per_thread):
+                write = client.request("record_order_intent", AuditContext.system(), _intent(seeded, f"w{n:02d}-{i:04d}"))
+                (outcome,) = pipe.write_many([write])
+                raise_for_outcome(outcome)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+    finally:
+        ray_session.kill(handle)
+    assert errors == []
+    for n, mine in _orders_by_writer(store, threads).items():
+        assert mine == [f"w{n:02d}-{i:04d}" for i in range(per_thread)], f"thread {n} out of order"
+    assert pipe.batches == threads * per_thread
+    assert pipe.calls < pipe.batches  # threads that arrived during a call left together
 
 
 def test_domain_errors_come_back_as_errors_and_are_not_resent(
