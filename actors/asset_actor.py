@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.metrics import engine_metrics, tags
+from actors.priority import yield_to_singletons
 from actors.ports import ActorBrokerPort, InlineStrategyPort, PredictionActorPort, StoreJournal
 from actors.store_proxy import StoreProxy
 from engine.data.market_data import MarketData, MarketSnapshot
@@ -44,28 +45,6 @@ from engine.plugins.base import PipelinePlugin
 logger = logging.getLogger(__name__)
 
 
-ASSET_NICENESS = 19
-"""Niceness of asset actor processes (Ray starts workers at 15; 19 is the lowest priority)."""
-
-
-def _yield_to_singletons() -> None:
-    """Run this asset actor below the singletons (persistence, broker, supervisor).
-
-    Every asset's orders queue at the one persistence actor and the one broker actor; on
-    a machine with fewer cores than actors, an asset that competes with them for CPU on
-    equal terms delays every order of every asset. At a higher niceness than theirs the
-    kernel gives them the CPU first when both want it, and assets still get all the CPU
-    the singletons leave. Raising one's own niceness needs no privilege."""
-    if not hasattr(os, "nice"):
-        return
-    try:
-        current = os.nice(0)
-        if current < ASSET_NICENESS:
-            os.nice(ASSET_NICENESS - current)
-    except OSError:  # pragma: no cover - a sandbox that forbids it: run at the same priority
-        logger.debug("asset actor %s: could not lower its priority", os.getpid())
-
-
 class AssetActor:
     """One asset's steps; see the module docstring."""
 
@@ -75,7 +54,7 @@ class AssetActor:
         self.portfolio_id = portfolio_id
         self.asset_id = asset_id
         self.settings = dict(settings)
-        _yield_to_singletons()
+        yield_to_singletons()  # every thread of this process, below the singletons
         self.store = StoreProxy.from_settings(self.settings)
         self._lock = asyncio.Lock()  # one step at a time; stop() waits for it
         self._started = False

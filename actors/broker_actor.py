@@ -38,6 +38,7 @@ from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, s
 
 from actors.broker_journal import AccountJournal, bar_index
 from actors.metrics import engine_metrics, tags
+from actors.priority import run_as_singleton
 from engine.errors import OrderRejected, TemporaryError
 from engine.plugins.base import BrokerPlugin
 from engine.types import OrderResult, OrderStatus, PositionView
@@ -89,6 +90,7 @@ class BrokerActor:
     }
 
     def __init__(self, retry_attempts: int = 4, retry_max_wait_s: float = 2.0) -> None:
+        run_as_singleton()  # every asset's orders wait on this one actor: serve it first
         self._accounts: dict[str, _Account] = {}
         self._retry_attempts = retry_attempts
         self._retry_max_wait_s = retry_max_wait_s

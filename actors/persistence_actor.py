@@ -37,6 +37,7 @@ from tenacity import (
 )
 
 from actors import naming
+from actors.priority import run_as_singleton
 from actors.remote import remote_class
 from engine import errors as lts_errors
 from engine.errors import LTSError, TemporaryError
@@ -125,6 +126,7 @@ class PersistenceActor:
     }
 
     def __init__(self, database_url: str, settings: PersistenceSettings | None = None) -> None:
+        run_as_singleton()  # the one writer: every order of every asset waits on it
         self._settings = settings or PersistenceSettings()
         self._store = Store.from_url(database_url)
         self._queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteOutcome]]] | None = None

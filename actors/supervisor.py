@@ -55,6 +55,7 @@ from ray.exceptions import RayActorError
 from actors import naming
 from actors.asset_actor import AssetActor, BurstSummary, data_key, load_asset_data
 from actors.metrics import engine_metrics, tags
+from actors.priority import run_as_singleton
 from actors.remote import make_remote
 from actors.restart_policy import RestartPolicy, RestartTracker
 from actors.store_proxy import StoreProxy
@@ -126,6 +127,7 @@ class PortfolioSupervisor:
         value again when it re-runs this constructor after a crash, which is how a
         restarted supervisor finds the restarts its predecessor recorded (without it,
         each constructor run starts a new history)."""
+        run_as_singleton()  # its heartbeat paces every asset of the portfolio
         self.portfolio_id = portfolio_id
         self.settings = dict(settings)
         run = dict(run or {})
