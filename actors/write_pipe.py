@@ -100,9 +100,9 @@ class WritePipe:
         return await future
 
     def _pump(self) -> None:
-        # A writer cancelled before its batch left (its step timed out) sends nothing.
-        if any(entry.future.done() for entry in self._pending):
-            self._pending = deque(entry for entry in self._pending if not entry.future.done())
+        # A writer cancelled while its batch waits (its step timed out) still has it sent,
+        # as a direct call would have been: the step may already have acted on it (a
+        # broker fill whose record this is), and a write applied twice is a replay.
         while self._pending and self._in_flight < self.max_in_flight:
             entries = _take(self._pending, self.max_writes_per_call)
             self._in_flight += 1
