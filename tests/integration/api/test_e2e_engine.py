@@ -333,6 +333,20 @@ class _Failing:
         await asyncio.sleep(30)
 
 
+def _wait_until_dead(actor: Any, within_s: float = 30.0) -> None:
+    from ray.exceptions import RayActorError, RayTaskError
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.fail.remote("not_found"), timeout=10)
+        except RayActorError:
+            return
+        except RayTaskError:  # still alive: it answered with its error
+            time.sleep(0.05)
+    raise AssertionError(f"actor still alive {within_s:g} s after ray.kill")
+
+
 def test_engine_errors_reach_the_gateway_as_its_error_contract(ray_session) -> None:
     """``EngineClient``'s calls give the gateway ``api.engine_handle``'s errors (404, 409,
     503), never a raw Ray exception (a 500)."""
@@ -351,5 +365,6 @@ def test_engine_errors_reach_the_gateway_as_its_error_contract(ray_session) -> N
     with pytest.raises(TemporaryError, match="^status: no answer within 0.2 s$"):
         get_for_gateway(actor.slow.remote(), "status", 0.2)
     ray.kill(actor, no_restart=True)
+    _wait_until_dead(actor)  # ray.kill is asynchronous: a call sent at once may still run
     with pytest.raises(TemporaryError, match="^step: actor unavailable$"):
         get_for_gateway(actor.fail.remote("conflict"), "step", 10)
