@@ -164,6 +164,9 @@ class PortfolioSupervisor:
         self._order_latencies: collections.deque[float] = collections.deque(maxlen=100_000)  # steps that sent orders
         # Round trip of each multi-bar call (free-running simulations), as the supervisor sees it (ms).
         self._call_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
+        # Paced heartbeats: from the cycle's start to each step's answer (ms), so the wait for a
+        # step slot counts too: how late after the tick each asset's decision was done.
+        self._tick_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self.steps_total = 0
         self.broker_restarts = 0
         self._stats_flushed = time.monotonic()
@@ -229,13 +232,16 @@ class PortfolioSupervisor:
         order), the round trips of multi-bar calls, and the step count (benchmarks).
 
         A step's latency is its round trip from dispatch when it is a call of its own (paced
-        heartbeats), and its time in the asset actor when several bars share a call
-        (free-running simulations: ``call_latencies_ms`` then has the calls' round trips)."""
+        heartbeats; ``tick_latencies_ms`` then has each step's time from its cycle's start,
+        the wait for a step slot included), and its time in the asset actor when several
+        bars share a call (free-running simulations: ``call_latencies_ms`` then has the
+        calls' round trips)."""
         values, orders, calls = list(self._latencies), list(self._order_latencies), list(self._call_latencies)
-        self._latencies.clear()
-        self._order_latencies.clear()
-        self._call_latencies.clear()
+        ticks = list(self._tick_latencies)
+        for deque in (self._latencies, self._order_latencies, self._call_latencies, self._tick_latencies):
+            deque.clear()
         return {"latencies_ms": values, "order_latencies_ms": orders, "call_latencies_ms": calls,
+                "tick_latencies_ms": ticks,
                 "steps_total": self.steps_total, "cycles": self.cycles, "window": self.window,
                 "bars_per_call": self._burst_size()}
 
@@ -325,7 +331,8 @@ class PortfolioSupervisor:
         """Paced: one step for every running asset that is not still busy, then wait for
         all of them (a step past ``step_timeout_s`` is recorded and left to finish)."""
         allocation = self._allocation()
-        steps = [self._step(child, allocation.get(child.asset_id)) for child in self.children.values()
+        tick = time.perf_counter()
+        steps = [self._step(child, allocation.get(child.asset_id), tick=tick) for child in self.children.values()
                  if child.state == "running" and child.inflight is None]
         if steps:
             self.cycles += 1
@@ -343,10 +350,12 @@ class PortfolioSupervisor:
             if child.handle is handle and child.last_error == "actor died":
                 await asyncio.sleep(0.05)  # the watch task restarts it
 
-    async def _step(self, child: _Child, capital: Decimal | None, burst: int = 1) -> asyncio.Future[Any] | None:
+    async def _step(self, child: _Child, capital: Decimal | None, burst: int = 1,
+                    tick: float | None = None) -> asyncio.Future[Any] | None:
         """Dispatch one step (``burst`` > 1: a call of up to that many bars, see
-        ``AssetActor.steps``) in a slot and handle its answer. Returns the call's future
-        when it timed out (still running; handled when it ends), else ``None``."""
+        ``AssetActor.steps``) in a slot and handle its answer. ``tick``: the paced cycle's
+        start (``perf_counter``). Returns the call's future when it timed out (still
+        running; handled when it ends), else ``None``."""
         handle = child.handle
         async with self._step_slots or contextlib.nullcontext():
             if self._stop.is_set() or child.state != "running" or child.handle is not handle:
@@ -367,19 +376,23 @@ class PortfolioSupervisor:
         if not done:
             child.timed_out = True
             await self._failed(child, "timeout", f"step took longer than step_timeout_s={self.timeout_s:g}")
-            future.add_done_callback(lambda f: asyncio.ensure_future(self._settle(child, handle, f, sent, burst > 1)))
+            future.add_done_callback(
+                lambda f: asyncio.ensure_future(self._settle(child, handle, f, sent, burst > 1, tick)))
             return future
-        await self._settle(child, handle, future, sent, burst > 1)
+        await self._settle(child, handle, future, sent, burst > 1, tick)
         return None
 
     async def _settle(self, child: _Child, handle: Any, future: asyncio.Future[Any], sent: float,
-                      burst: bool = False) -> None:
+                      burst: bool = False, tick: float | None = None) -> None:
         """Count one call's answer (or failure) into the statistics."""
         if child.inflight is future:
             child.inflight = None
         if future.cancelled():
             return
-        took_ms = (time.perf_counter() - sent) * 1000.0
+        now = time.perf_counter()
+        took_ms = (now - sent) * 1000.0
+        if tick is not None:
+            self._tick_latencies.append((now - tick) * 1000.0)
         exc = future.exception()
         if exc is not None:
             (self._call_latencies if burst else self._latencies).append(took_ms)

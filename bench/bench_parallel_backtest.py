@@ -18,9 +18,12 @@
     runs needs it). Two vCPUs of a VM that share a host core do not give 2x; the pool
     shows how much of the gap between (a) and 100% is the machine's, not Ray's.
 
-Every figure is measured in the same run, against the reference beside it; this
-process lowers itself to the Ray workers' niceness (15) first, so on a shared machine
-the sequential reference and the tasks compete for CPU on equal terms. The data
+Every figure is measured in the same run, against the reference beside it. The
+sequential reference runs in a thread at the Ray workers' niceness (15; Linux niceness
+is per thread), so on a shared machine it and the tasks compete for CPU on equal terms,
+while this driver keeps its own niceness, as ``lts backtest`` does: a driver lowered to
+the workers' level waits for a core behind them before it can hand a worker its next
+task (``--lower_driver`` measures that setting, the one used before 2026-12-04). The data
 is a seeded synthetic hourly random walk (written to a temporary folder), so the
 script needs nothing outside the repository. Figures are noisy on a shared machine.
 """
@@ -69,6 +72,34 @@ def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     return value, time.perf_counter() - start
 
 
+def at_worker_niceness(fn, *args):  # type: ignore[no-untyped-def]
+    """``fn(*args)`` in a thread of its own at the Ray workers' niceness; its value.
+
+    Linux niceness belongs to the thread, so only the reference is lowered; the driver's
+    other threads (Ray's among them) keep theirs. Elsewhere it runs at this niceness."""
+    import threading
+
+    box: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), RAY_WORKER_NICENESS))
+        except (AttributeError, OSError):
+            pass
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=body, name="sequential-reference")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]
+
+
 def run_sequential(plan) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     """Every run in this process, one after another, each file parsed once (what a
     single-process tool does). Serial means one core: pyarrow's CSV reader would
@@ -79,7 +110,7 @@ def run_sequential(plan) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     threads = pyarrow.cpu_count()
     pyarrow.set_cpu_count(1)
     try:
-        return _run_sequential(plan)
+        return at_worker_niceness(_run_sequential, plan)
     finally:
         pyarrow.set_cpu_count(threads)
 
@@ -117,10 +148,14 @@ def run_backtests_only(plan) -> tuple[float, float]:  # type: ignore[no-untyped-
     runs = plan.runs()
     loaded = {path: load_data(path, datetime_column=plan.datetime_column) for path in plan.files}
     refs = {path: ray.put(data) for path, data in loaded.items()}
-    start = time.perf_counter()
-    for spec in runs:
-        execute_run(spec, loaded[spec.path])
-    sequential = time.perf_counter() - start
+
+    def sequential_runs() -> float:
+        start = time.perf_counter()
+        for spec in runs:
+            execute_run(spec, loaded[spec.path])
+        return time.perf_counter() - start
+
+    sequential = at_worker_niceness(sequential_runs)
     start = time.perf_counter()
     ray.get([_backtest_task.remote(spec, refs[spec.path], True) for spec in runs])
     return sequential, time.perf_counter() - start
@@ -207,17 +242,15 @@ def main() -> int:
                         help="join a running cluster (e.g. one from `ray start --head`) instead "
                              "of starting a local one; --cpus is then the cluster's CPU count")
     parser.add_argument("--skip_reload", action="store_true", help="skip measurement (d)")
-    parser.add_argument("--keep_priority", action="store_true",
-                        help="do not lower this process to the Ray workers' niceness")
+    parser.add_argument("--lower_driver", action="store_true",
+                        help="lower this whole process (the driver too) to the Ray workers' niceness")
     parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions of (a)/(d)")
     args = parser.parse_args()
 
     import ray
 
-    if not args.keep_priority and hasattr(os, "nice"):
-        # Ray starts its workers at niceness 15 (RAY_worker_niceness). On a machine others
-        # share, a reference at niceness 0 would get more CPU than the tasks it is compared
-        # with, so the sequential reference runs at the workers' niceness.
+    if args.lower_driver and hasattr(os, "nice"):
+        # The setting before 2026-12-04: the driver competes with its own workers.
         os.nice(max(0, RAY_WORKER_NICENESS - os.nice(0)))
     if args.address:
         ray.init(address=args.address, log_to_driver=False, configure_logging=False)
