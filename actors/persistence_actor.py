@@ -95,7 +95,7 @@ class PersistenceSettings:
     """Batching knobs (config keys ``persistence_batch_size`` / ``persistence_batch_delay_ms``)."""
 
     batch_size: int = 100
-    batch_delay_ms: float = 5.0
+    batch_delay_ms: float = 0.0  # see engine.config.defaults
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -167,7 +167,7 @@ class EngineRuntime:
             self.persistence = start_persistence_actor(
                 str(self.config["database_url"]), settings=PersistenceSettings(
                     batch_size=int(self.config.get("persistence_batch_size", 100)),
-                    batch_delay_ms=float(self.config.get("persistence_batch_delay_ms", 5))),
+                    batch_delay_ms=float(self.config.get("persistence_batch_delay_ms", 0))),
                 namespace=self.namespace)
         self.broker = make_remote(BrokerActor).options(
             name=naming.BROKER, namespace=self.namespace, get_if_exists=True).remote()

@@ -46,9 +46,11 @@ DEFAULT_VALUES: dict[str, Any] = {
     "cors_origins": [],
     "rate_limit_per_minute": 60,
     "max_body_bytes": 1048576,
-    # Persistence actor batching.
+    # Persistence actor batching. No wait for a lone write by default: a SQLite commit costs
+    # ~0.1 ms, so holding an intent 5 ms for companions cost every order step of a lightly
+    # loaded engine ~6 ms; under load the queue is never empty and batches form anyway.
     "persistence_batch_size": 100,
-    "persistence_batch_delay_ms": 5,
+    "persistence_batch_delay_ms": 0,
     # Supervision of asset actors.
     "max_asset_restarts": 5,
     "restart_window_s": 60.0,

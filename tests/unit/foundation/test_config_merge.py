@@ -47,7 +47,7 @@ SHARED_DEFAULTS = {
     "rate_limit_per_minute": 60,
     "max_body_bytes": 1048576,
     "persistence_batch_size": 100,
-    "persistence_batch_delay_ms": 5,
+    "persistence_batch_delay_ms": 0,
     "max_asset_restarts": 5,
     "restart_window_s": 60.0,
     "step_timeout_s": 10.0,
