@@ -3,6 +3,12 @@
 A thin host around engine objects: the pipeline plugin (the step logic), the strategy
 plugin, the asset's market data, and ports to the broker actor and the persistence actor.
 
+Order records: the intent is committed before the broker sees the order; the broker's
+answer is written behind (``StoreJournal``): it rides with the asset's next intent or
+leaves unawaited at the end of the step call, so an order step waits for two round trips
+(intent, broker), not three. ``stop`` and every state rebuild wait for those writes
+first; a crash with some in flight is covered by the reconciliation below.
+
 Where the strategy runs: inside this actor by default. A hold decision, which is most
 steps, then costs no actor hop at all: one step is the supervisor's call plus, with a
 bar-driven broker, one ``advance`` call to the broker actor; orders add the persistence and
@@ -92,6 +98,7 @@ class AssetActor:
         from actors.broker_journal import load_journal
         from engine.plugins.loader import create_plugin
 
+        await self._settle_journal()  # the last journal's results, before the database is read
         record = await self.store.asset(self.asset_id)
         if record.portfolio_id != self.portfolio_id:
             raise DomainError(f"asset {self.asset_id} belongs to portfolio {record.portfolio_id}, not {self.portfolio_id}")
@@ -134,6 +141,7 @@ class AssetActor:
         if broker.finished or finished:
             self.state.finished = True
         await self.pipeline.sync_with_broker(self.state, self.ports, None)  # reconcile first
+        await self._settle_journal()  # what reconciling found is in the database before a step
         logger.info("asset %s (portfolio %s): started at bar %d with %d open positions, %d pending",
                     self.asset_id, self.portfolio_id, self.index, len(self.state.positions), len(self.state.pending))
 
@@ -179,10 +187,18 @@ class AssetActor:
             return self._info()
 
     async def stop(self) -> bool:
-        """Finish the in-flight step (if any) and refuse new ones."""
+        """Finish the in-flight step (if any), wait for its results to be recorded, and
+        refuse new steps."""
         self._stopping = True
         async with self._lock:
+            await self._settle_journal()
             return True
+
+    async def _settle_journal(self) -> None:
+        """Every result write of the current journal answered (see ``StoreJournal``)."""
+        ports = getattr(self, "ports", None)
+        if ports is not None:
+            await ports.journal.settle()
 
     async def reload(self) -> None:
         """The asset's config changed in the database: rebuild before the next step."""
@@ -196,7 +212,9 @@ class AssetActor:
             early = await self._prepare(allocated_capital)
             if early is not None:
                 return early
-            return await self._step_once()
+            result = await self._step_once()
+            self.ports.journal.flush()  # the step's results leave now; nobody waits for them
+            return result
 
     async def steps(self, max_bars: int, budget_ms: float,
                     allocated_capital: Decimal | str | None = None) -> dict[str, Any]:
@@ -223,6 +241,7 @@ class AssetActor:
                 if (result.get("finished") or self._stopping or self._reload
                         or time.perf_counter() >= deadline):
                     break
+            self.ports.journal.flush()  # results not carried by an intent leave now, unawaited
             return summary.as_dict()
 
     async def _prepare(self, allocated_capital: Decimal | str | None) -> dict[str, Any] | None:
@@ -230,6 +249,18 @@ class AssetActor:
         allocation; an answer when there is nothing to step."""
         if self._stopping:
             return {"asset_id": self.asset_id, "ok": True, "action": "none", "reason": "stopping"}
+        ports = getattr(self, "ports", None)
+        failure = ports.journal.failure if ports is not None else None
+        if failure is not None and self._started:
+            # A result write behind the steps failed: the state here may be ahead of the
+            # database. Rebuild it from the database and reconcile with the broker, as a
+            # restart would (the broker has every order by its client order id).
+            logger.error("asset %s: resynchronising with the database: %s", self.asset_id, failure)
+            try:
+                await self.store.audit_step_failure(self.portfolio_id, self.asset_id, "journal", failure)
+            except Exception as exc:  # the rebuild matters more than its audit row
+                logger.warning("asset %s: could not audit the resync: %s", self.asset_id, exc)
+            self._reload = True
         if self._reload or not self._started:
             self._reload = False
             self._started = False
@@ -311,6 +342,8 @@ class AssetActor:
             "steps": self._steps,
             "open_positions": len(state.positions) if state else 0,
             "pending": len(state.pending) if state else 0,
+            # Result writes not yet acknowledged (write-behind, see ``StoreJournal``).
+            "unrecorded_writes": self.ports.journal.pending_writes if getattr(self, "ports", None) else 0,
             "finished": bool(state and state.finished),
             "last_step": self._last,
         }

@@ -206,8 +206,26 @@ def state_from_records(record: Any, positions: Sequence[Any], pending: Sequence[
 
 
 class StoreJournal:
-    """``JournalPort`` over the persistence actor: one batch (one transaction) per result,
-    every write with a deterministic request id (resends are no-ops)."""
+    """``JournalPort`` over the persistence actor; every write carries a deterministic
+    request id, so a resend is a no-op.
+
+    Intents are durable before ``record_intent`` returns: the broker never sees an order
+    the database does not know. Results (the broker's answers, and its own events: fills
+    of queued orders, stops, targets) are written behind: ``record_result`` only queues
+    their writes. They leave with the asset's next intent (one call, in order, each write
+    in its own savepoint), or when the host calls ``flush`` at the end of its step call,
+    which sends them without waiting for the answer. That takes one persistence round
+    trip out of every order step, and one call out of a reversal (the close's result
+    rides with the open's intent).
+
+    Nothing is lost when the process dies with results queued or in flight: their intent
+    is still ``pending`` in the database and their positions still open, and every
+    (re)start reconciles pending intents and open positions with the broker by client
+    order id before it decides anything. The host calls ``settle`` before it reads the
+    database (state rebuilds) and before it stops. A queued write that failed sets
+    ``failure``: the host then rebuilds its state from the database and reconciles, as
+    after a restart.
+    """
 
     def __init__(self, store: Any, record: Any) -> None:
         self._store = store
@@ -216,6 +234,9 @@ class StoreJournal:
         # broker position id -> (database position id, opening commission)
         self._positions: dict[str, tuple[int, Decimal]] = {}
         self._loaded = False
+        self._queued: list[Any] = []  # result writes not sent yet, in order
+        self._in_flight: set[asyncio.Future[None]] = set()  # flushed, answer not yet in
+        self.failure: str | None = None  # why a queued write failed (the host resyncs)
 
     async def _position_ids(self) -> dict[str, tuple[int, Decimal]]:
         if not self._loaded:
@@ -230,13 +251,72 @@ class StoreJournal:
 
         return AuditContext.system(request_id=request_id[:128])
 
+    @property
+    def pending_writes(self) -> int:
+        """Result writes queued here or sent without their answer yet (status, tests)."""
+        return len(self._queued) + len(self._in_flight)
+
+    # ------------------------------------------------------------------ write-behind
+
+    def flush(self) -> None:
+        """Send the queued result writes now, without waiting for the answer."""
+        if not self._queued:
+            return
+        batch, self._queued = self._queued, []
+        task = asyncio.ensure_future(self._send(batch))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def settle(self) -> None:
+        """Wait until every queued and flushed result write is answered (a failed one
+        sets ``failure``)."""
+        await self._drain()
+        if self._queued:
+            batch, self._queued = self._queued, []
+            await self._send(batch)
+
+    async def _drain(self) -> None:
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight))  # _send never raises
+
+    async def _send(self, batch: list[Any]) -> None:
+        try:
+            outcomes = await self._store.write_outcomes(batch)
+        except Exception as exc:  # no answer even after the client's resends
+            self._failed(f"{len(batch)} result writes got no answer: {type(exc).__name__}: {exc}")
+            return
+        self._take(batch, outcomes)
+
+    def _take(self, writes: Sequence[Any], outcomes: Sequence[Any]) -> None:
+        """Learn the database ids of opened positions; note a failed write."""
+        for write, outcome in zip(writes, outcomes, strict=True):
+            if not outcome.ok:
+                self._failed(f"{outcome.op} failed: {outcome.error}")
+            elif write.op == "open_position":
+                record = outcome.result
+                self._positions[record.broker_position_id or f"db{record.id}"] = (record.id, record.commission)
+
+    def _failed(self, reason: str) -> None:
+        logger.error("asset %s: a result write failed, its state will be rebuilt from the database: %s",
+                     self._asset_id, reason)
+        if self.failure is None:
+            self.failure = reason[:1000]
+
+    # ------------------------------------------------------------------ the port
+
     async def record_intent(self, intent: OrderIntent) -> None:
+        """Record ``intent`` as pending, with any queued results ahead of it in the same
+        call; returns once the intent is committed (raises when it is not)."""
+        from actors.persistence_actor import raise_for_outcome
         from persistence.records import OrderIntent as IntentSpec
         from persistence.store.writes import WriteRequest
 
         position_db_id = None
         if intent.action is Action.CLOSE and intent.position_id is not None:
-            known = (await self._position_ids()).get(intent.position_id)
+            positions = await self._position_ids()
+            if intent.position_id not in positions and self.pending_writes:
+                await self.settle()  # the position's opening result is still on its way
+            known = positions.get(intent.position_id)
             position_db_id = known[0] if known else None
         spec = IntentSpec(
             client_order_id=intent.client_order_id, portfolio_id=self._portfolio_id, asset_id=self._asset_id,
@@ -248,14 +328,28 @@ class StoreJournal:
             details={"bar_time": intent.bar_time.isoformat(), "broker_position_id": intent.position_id,
                      "params": _jsonable(intent.extra)},
         )
-        await self._store.write([WriteRequest(op="record_order_intent", ctx=self._ctx(f"intent:{intent.client_order_id}"),
-                                              args=(spec,))])
+        write = WriteRequest(op="record_order_intent", ctx=self._ctx(f"intent:{intent.client_order_id}"), args=(spec,))
+        await self._drain()  # earlier flushes first: writes reach the actor in order
+        batch, self._queued = [*self._queued, write], []
+        try:
+            outcomes = await self._store.write_outcomes(batch)
+        except Exception:
+            # No answer: the results go again with the next write (their ids make a
+            # resend harmless); the intent's step reports the failure.
+            self._queued = batch[:-1] + self._queued
+            raise
+        self._take(batch[:-1], outcomes[:-1])
+        raise_for_outcome(outcomes[-1])
 
     async def record_result(self, intent: OrderIntent | None, result: OrderResult) -> None:
+        """Queue the writes of the broker's answer (see the class docstring)."""
         from persistence.records import OrderFill, PositionClose, PositionOpen
         from persistence.store.writes import WriteRequest
 
         positions = await self._position_ids()
+        closes = result.close_price is not None and bool(result.position_id) and result.success
+        if closes and result.position_id not in positions and self.pending_writes:
+            await self.settle()  # the position's opening result is still on its way
         writes: list[Any] = []
         cid = intent.client_order_id if intent is not None else None
         if intent is not None:
@@ -281,8 +375,8 @@ class StoreJournal:
                 writes.append(WriteRequest(op="mark_order_filled", ctx=self._ctx(f"fill:{cid}"), args=(cid, OrderFill(
                     broker_order_id=result.order_id, filled_quantity=result.quantity or intent.quantity,
                     filled_price=result.close_price, commission=result.commission, filled_at=result.timestamp))))
-        if result.close_price is not None and result.position_id and result.success:
-            known = positions.get(result.position_id)
+        if closes:
+            known = positions.pop(result.position_id or "", None)
             if known is None:
                 logger.warning("asset %s: broker closed position %s the database does not hold open",
                                self._asset_id, result.position_id)
@@ -295,9 +389,4 @@ class StoreJournal:
                                                commission=max(result.commission - open_commission, Decimal("0")),
                                                swap=result.swap, closed_at=result.timestamp,
                                                close_reason=(result.reason or "signal")[:64]))))
-        outcomes = await self._store.write(writes)
-        for write, outcome in zip(writes, outcomes):
-            if write.op == "open_position":
-                positions[outcome.broker_position_id or f"db{outcome.id}"] = (outcome.id, outcome.commission)
-            elif write.op == "close_position":
-                positions.pop(result.position_id or "", None)
+        self._queued.extend(writes)

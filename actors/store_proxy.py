@@ -65,15 +65,19 @@ class StoreProxy:
 
         Returns each write's result. A failure that is a replay of an earlier success is
         impossible by construction (request ids), so any failure is real and raised."""
+        from actors.persistence_actor import raise_for_outcome
+
+        return [raise_for_outcome(outcome) for outcome in await self.write_outcomes(writes)]
+
+    async def write_outcomes(self, writes: Sequence[Any]) -> list[Any]:
+        """Apply ``writes`` as one batch; each write's ``WriteOutcome`` (a failed write
+        does not fail the others: each has its own savepoint). Raises only when the batch
+        got no answer at all (``TemporaryError``)."""
         if not writes:
             return []
         if self.local_writes:
-            outcomes = await asyncio.to_thread(self.store.apply_batch, list(writes))
-        else:
-            outcomes = await self._actor_write(list(writes))
-        from actors.persistence_actor import raise_for_outcome
-
-        return [raise_for_outcome(outcome) for outcome in outcomes]
+            return list(await asyncio.to_thread(self.store.apply_batch, list(writes)))
+        return list(await self._actor_write(list(writes)))
 
     async def _actor_write(self, writes: list[Any]) -> list[Any]:
         if self._writer is None:
