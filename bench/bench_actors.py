@@ -145,6 +145,8 @@ def measure(runtime, sup, store, portfolio_id: int, seconds: float, running: int
     hold_lat = list((collections.Counter(lat) - collections.Counter(order_lat)).elements()) or [float("nan")]
     steps = window["steps_total"] - first["steps_total"]
     busy = ((writer_after["busy_s"] - writer_before["busy_s"]) / elapsed) if writer_before else float("nan")
+    batches = ((writer_after["batches"] - writer_before["batches"]) / elapsed) if writer_before else float("nan")
+    applied = ((writer_after["applied"] - writer_before["applied"]) / elapsed) if writer_before else float("nan")
     pct = lambda values, q: float(np.percentile(values, q)) if len(values) else float("nan")  # noqa: E731
     return {"assets": running, "startup_s": startup_s, "steps_per_s": steps / elapsed,
             "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
@@ -152,6 +154,7 @@ def measure(runtime, sup, store, portfolio_id: int, seconds: float, running: int
             "order_p50_ms": pct(order_lat, 50), "order_p99_ms": pct(order_lat, 99),
             "tick_p50_ms": pct(ticks, 50), "tick_p99_ms": pct(ticks, 99),
             "order_share": len(order_lat) / max(len(lat), 1), "writer_busy": busy, "window": window.get("window"),
+            "writer_batches_per_s": batches, "writer_writes_per_s": applied,
             "mean_ms": statistics.fmean(lat) if lat else float("nan"), "orders_recorded": orders,
             "cycles_per_s": (window.get("cycles", 0) - first.get("cycles", 0)) / elapsed,
             "call_p50_ms": pct(calls, 50), "call_p99_ms": pct(calls, 99), "load": load,
@@ -190,7 +193,8 @@ def main() -> None:
                       f"round trip); startup {r['startup_s']:.1f} s; {r['orders_recorded']} orders recorded in the window")
                 print(f"      hold steps p50 {r['hold_p50_ms']:.1f} ms p99 {r['hold_p99_ms']:.1f} ms; "
                       f"order steps ({100 * r['order_share']:.0f}% of steps) p50 {r['order_p50_ms']:.1f} ms "
-                      f"p99 {r['order_p99_ms']:.1f} ms; persistence actor busy {100 * r['writer_busy']:.0f}% of the time; "
+                      f"p99 {r['order_p99_ms']:.1f} ms; persistence actor busy {100 * r['writer_busy']:.0f}% of the time "
+                      f"({r['writer_writes_per_s']:.0f} writes/s in {r['writer_batches_per_s']:.0f} batches/s); "
                       f"at most {r['window'] or 'unlimited'} calls in flight; load average {r['load']:.1f}")
                 if latency == 0 and r["bars_per_call"] > 1:
                     print(f"      up to {r['bars_per_call']} bars per supervisor call: {r['calls_per_s']:.0f} calls/s, "

@@ -98,6 +98,16 @@ def test_results_are_written_behind_and_carried_by_the_next_intent(store: Store,
         assert _orders(store, seeded.asset_id)["a-2-o0"].status.value == "open"
         assert sorted(p.broker_position_id for p in _positions(store, seeded.asset_id) if p.is_open) == ["P2"]
 
+        # A broker event (here its stop-loss close of P2) is queued the same way.
+        await journal.record_result(None, OrderResult(
+            success=True, client_order_id=None, status=OrderStatus.FILLED, position_id="P2",
+            close_price=Decimal("1.10300"), pnl=Decimal("-2.00"), reason="stop_loss", timestamp=t1))
+        assert journal.pending_writes == 1
+        journal.flush()
+        await journal.settle()
+        assert journal.pending_writes == 0 and journal.failure is None
+        assert [p.is_open for p in _positions(store, seeded.asset_id)] == [False, False]
+
         # A result the database cannot take (an order it never recorded) is reported.
         ghost = intent("ghost-o0", Action.OPEN, Side.BUY, t1)
         await journal.record_result(ghost, OrderResult(
