@@ -206,14 +206,21 @@ class AssetActor:
 
     # ------------------------------------------------------------------ steps
 
-    async def step(self, allocated_capital: Decimal | str | None = None) -> dict[str, Any]:
-        """One pipeline step at the next bar; returns the ``StepOutcome`` as a dict."""
+    async def step(self, allocated_capital: Decimal | str | None = None, settle: bool = False) -> dict[str, Any]:
+        """One pipeline step at the next bar; returns the ``StepOutcome`` as a dict.
+
+        ``settle``: return only once the step's results are in the database too (a step
+        asked for through the API, whose caller may read its orders next); otherwise they
+        leave unawaited (heartbeats)."""
         async with self._lock:
             early = await self._prepare(allocated_capital)
             if early is not None:
                 return early
             result = await self._step_once()
-            self.ports.journal.flush()  # the step's results leave now; nobody waits for them
+            if settle:
+                await self.ports.journal.settle()
+            else:
+                self.ports.journal.flush()  # the step's results leave now; nobody waits for them
             return result
 
     async def steps(self, max_bars: int, budget_ms: float,

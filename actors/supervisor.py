@@ -221,7 +221,8 @@ class PortfolioSupervisor:
         if child is None or child.handle is None or child.state != "running":
             raise DomainError(f"asset {asset_id} is not running in portfolio {self.portfolio_id}")
         allocation = self._allocation().get(asset_id)
-        ref = child.handle.step.remote(None if allocation is None else str(allocation))
+        # Settled: the caller (the API) may read the step's orders as soon as it answers.
+        ref = child.handle.step.remote(None if allocation is None else str(allocation), True)
         return await asyncio.wait_for(ref, self.timeout_s)
 
     async def status(self) -> dict[str, Any]:
