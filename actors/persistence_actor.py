@@ -129,7 +129,10 @@ class PersistenceActor:
         run_as_singleton()  # the one writer: every order of every asset waits on it
         self._settings = settings or PersistenceSettings()
         self._store = Store.from_url(database_url)
-        self._queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteOutcome]]] | None = None
+        # (write, its future, the number of the call it came in): a batch's distinct call
+        # numbers tell several callers at once from one caller's many writes.
+        self._queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteOutcome], int]] | None = None
+        self._calls = 0
         self._writer: asyncio.Task[None] | None = None
         self._applied = 0
         self._batches = 0
@@ -150,10 +153,11 @@ class PersistenceActor:
         queue = self._ensure_writer()
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[WriteOutcome]] = []
+        self._calls += 1
         # No await between the puts: a call's writes stay contiguous and in order.
         for write in writes:
             future: asyncio.Future[WriteOutcome] = loop.create_future()
-            queue.put_nowait((write, future))
+            queue.put_nowait((write, future, self._calls))
             futures.append(future)
         return list(await asyncio.gather(*futures))
 
@@ -179,7 +183,7 @@ class PersistenceActor:
 
     # ------------------------------------------------------------------ writer
 
-    def _ensure_writer(self) -> asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteOutcome]]]:
+    def _ensure_writer(self) -> asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteOutcome], int]]:
         if self._queue is None:
             self._queue = asyncio.Queue()
         if self._writer is None or self._writer.done():
@@ -192,7 +196,7 @@ class PersistenceActor:
         while True:
             batch = [await queue.get()]
             await self._fill_batch(queue, batch)
-            writes = [write for write, _ in batch]
+            writes = [write for write, _, _ in batch]
             started = time.perf_counter()
             try:
                 # Written on the event loop thread itself, blocking it on purpose: calls that
@@ -203,26 +207,30 @@ class PersistenceActor:
             except Exception as exc:  # noqa: BLE001 - the commit failed: nothing was stored
                 logger.warning("persistence batch of %d writes failed: %s", len(writes), exc)
                 failure = TemporaryError(f"database write failed, resend: {exc}")
-                for _, future in batch:
+                for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(failure)
                 continue
             self._busy_s += time.perf_counter() - started
             self._applied += len(writes)
             self._batches += 1
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            for (_, future, _), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
             # Calls that arrived while this batch was written wait in Ray's queue: the
-            # thread that hands them to this loop needs the GIL, which the write held. Under
-            # load (more than one write in this batch) a short pause in select() lets it
-            # deliver them, so the next batch is bigger; a lone write pays no pause.
-            await asyncio.sleep(GATHER_PAUSE_S if len(batch) > 1 else 0)
+            # thread that hands them to this loop needs the GIL, which the write held. When
+            # several callers are writing (this batch came in more than one call) a short
+            # pause in select() lets it deliver them, so the next batch is bigger. One
+            # call's writes, however many (an asset's intent with its queued results, a
+            # write pipe's combined call), pay no pause: its caller sends nothing more
+            # before the answer, and a pause would only delay the next caller.
+            calls = len({call for _, _, call in batch})
+            await asyncio.sleep(GATHER_PAUSE_S if calls > 1 else 0)
 
     async def _fill_batch(
         self,
-        queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteOutcome]]],
-        batch: list[tuple[WriteRequest, asyncio.Future[WriteOutcome]]],
+        queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteOutcome], int]],
+        batch: list[tuple[WriteRequest, asyncio.Future[WriteOutcome], int]],
     ) -> None:
         limit = self._settings.batch_size
         # Take everything already queued (it arrived while the last batch was written).
