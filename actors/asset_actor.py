@@ -39,8 +39,9 @@ from decimal import Decimal
 from typing import Any
 
 from actors.metrics import engine_metrics, tags
-from actors.priority import yield_to_singletons
 from actors.ports import ActorBrokerPort, InlineStrategyPort, PredictionActorPort, StoreJournal
+from actors.priority import yield_to_singletons
+from actors.remote import hot_path
 from actors.store_proxy import StoreProxy
 from engine.data.market_data import MarketData, MarketSnapshot
 from engine.errors import ConfigError, DataError, DomainError
@@ -206,6 +207,7 @@ class AssetActor:
 
     # ------------------------------------------------------------------ steps
 
+    @hot_path
     async def step(self, allocated_capital: Decimal | str | None = None, settle: bool = False) -> dict[str, Any]:
         """One pipeline step at the next bar; returns the ``StepOutcome`` as a dict.
 
@@ -223,6 +225,7 @@ class AssetActor:
                 self.ports.journal.flush()  # the step's results leave now; nobody waits for them
             return result
 
+    @hot_path
     async def steps(self, max_bars: int, budget_ms: float,
                     allocated_capital: Decimal | str | None = None) -> dict[str, Any]:
         """Free-running simulation: up to ``max_bars`` steps in this one call.

@@ -39,6 +39,7 @@ from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, s
 from actors.broker_journal import AccountJournal, bar_index
 from actors.metrics import engine_metrics, tags
 from actors.priority import run_as_singleton
+from actors.remote import hot_path
 from engine.errors import OrderRejected, TemporaryError
 from engine.plugins.base import BrokerPlugin
 from engine.types import OrderResult, OrderStatus, PositionView
@@ -180,6 +181,7 @@ class BrokerActor:
 
     # ----------------------------------------------------------------- orders
 
+    @hot_path
     async def execute_order(
         self, key: str, action: str, parameters: Mapping[str, Any], index: int | None = None
     ) -> OrderResult:
@@ -219,6 +221,7 @@ class BrokerActor:
                 account.closes[result.position_id] = result
             return result
 
+    @hot_path
     async def find_order(self, key: str, client_order_id: str) -> OrderResult | None:
         """The first result for ``client_order_id``; if the account never saw it, the id
         is refused from now on (so a late arrival cannot become an order) and ``None``
@@ -247,6 +250,7 @@ class BrokerActor:
         found = method(client_order_id) if account.inline else await asyncio.to_thread(method, client_order_id)
         return None if found is None else _as_result(found)
 
+    @hot_path
     async def advance(self, key: str, index: int) -> list[OrderResult]:
         """Bar-driven brokers: process bars up to ``index`` (idempotent; a bar already
         processed gives ``[]``). Live brokers: ``[]``."""

@@ -38,7 +38,7 @@ from tenacity import (
 
 from actors import naming
 from actors.priority import run_as_singleton
-from actors.remote import remote_class
+from actors.remote import hot_path, remote_class
 from engine import errors as lts_errors
 from engine.errors import LTSError, TemporaryError
 from persistence.records import AuditContext
@@ -148,6 +148,7 @@ class PersistenceActor:
 
     # ------------------------------------------------------------------ API
 
+    @hot_path
     async def submit(self, writes: Sequence[WriteRequest]) -> list[WriteOutcome]:
         """Queue ``writes`` (in order) and answer once all of them are committed."""
         queue = self._ensure_writer()

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from actors.metrics import engine_metrics, tags
+from actors.remote import hot_path
 from engine.prediction.types import PREDICTION_TYPES, PredictionResult
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class PredictionActor:
         self._cache: OrderedDict[tuple[str, datetime, tuple[str, ...]], asyncio.Future[PredictionResult]] = OrderedDict()
         self._cache_size = cache_size
 
+    @hot_path
     async def get_predictions(
         self, symbol: str, at: datetime, types: tuple[str, ...] = PREDICTION_TYPES
     ) -> PredictionResult:

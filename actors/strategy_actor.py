@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from actors import naming
-from actors.remote import make_remote
+from actors.remote import hot_path, make_remote
 from engine.data.market_data import MarketSnapshot
 from engine.types import AssetContext, Decision
 
@@ -32,6 +32,7 @@ class StrategyActor:
     def needs_predictions(self) -> bool:
         return bool(getattr(self._strategy, "needs_predictions", False))
 
+    @hot_path
     def decide(self, asset: AssetContext, snapshot: MarketSnapshot) -> Decision:
         return self._strategy.decide(asset, snapshot)
 

@@ -57,7 +57,8 @@ DEFAULT_VALUES: dict[str, Any] = {
     "step_timeout_s": 10.0,
     # Actor runtime: host strategies in shared StrategyActors instead of inside each asset actor.
     "strategy_actors": False,
-    # Actor runtime: steps a portfolio supervisor runs at once (null: 2 x the cluster's CPUs; 0: no limit).
+    # Actor runtime: steps a portfolio supervisor runs at once (null: 2 x the cores the cluster
+    # really has, at least 4; 0: no limit). See actors.supervisor.default_steps_in_flight.
     "max_steps_in_flight": None,
     # Actor runtime, free-running simulations (latency 0): bars an asset actor steps in one
     # call from its supervisor (1: a call per bar), and the call's time budget: a call ends

@@ -10,10 +10,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from persistence.models import AuditLog, Order, Position
-from persistence.records import AuditContext, OrderFill, PositionOpen
+from persistence.records import AuditContext, OrderFill, PositionClose, PositionOpen
 from persistence.store import Store, WriteOutcome, WriteRequest
 from tests.integration.persistence._helpers import audit_count
 from tests.fixtures.db_fixtures import seed_owner_portfolio
@@ -268,3 +269,121 @@ def test_an_earlier_order_the_orm_path_rejected_in_the_batch_is_not_filled_by_th
     assert not outcomes[2].ok and "is rejected" in (outcomes[2].error or "")
     assert store.get_order_by_client_id("q-coid").status == "rejected"
     assert store.list_positions(asset_id=world.asset_id).total == 0
+
+
+# ---------------------------------------------------------------------- closes
+
+
+def _close(world: World, tag: str, position_id: int, *, owner_ctx: bool = False,
+           linked: bool = True) -> list[WriteRequest]:
+    """A close trade as the asset actors write it: the close intent naming the position,
+    its fill, then the position's close naming the closing order."""
+    ctx = (AuditContext(user_id=world.owner_id) if owner_ctx else AuditContext.system())
+    coid = f"{tag}-close"
+    return [
+        WriteRequest(op="record_order_intent", ctx=ctx.with_request_id(f"{tag}-ci"),
+                     args=(world.intent(client_order_id=coid, side="buy", quantity=Decimal("2.5"),
+                                        action="close", position_id=position_id),)),
+        WriteRequest(op="mark_order_filled", ctx=ctx.with_request_id(f"{tag}-cf"),
+                     args=(coid, OrderFill(broker_order_id=f"C{tag}", filled_quantity="2.5",
+                                           filled_price="1.20001", commission="0.4"))),
+        WriteRequest(op="close_position", ctx=ctx.with_request_id(f"{tag}-cp"),
+                     args=(position_id, PositionClose(
+                         close_price="1.20001", realized_pnl="-12.345678", commission="0.15",
+                         swap="0.01", closing_client_order_id=coid if linked else None,
+                         close_reason="reversal"))),
+    ]
+
+
+def _opened(store: Store, world: World, prefix: str, tags: list[str]) -> list[int]:
+    """Open one position per tag (a fast-path batch); their ids."""
+    outcomes = store.apply_batch(_prefixed([w for t in tags for w in _trade(world, f"{prefix}{t}")], prefix))
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    return [o.result.id for o in outcomes if o.op == "open_position"]
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one batch", "intent then outcome"])
+def test_closes_take_the_fast_path_with_the_orm_paths_rows_results_and_audits(
+    store: Store, monkeypatch, split: bool
+) -> None:
+    """Closes of positions recorded earlier, in one batch (intent, fill, close) or the
+    asset actors' way (the intent, then its outcome in a later batch): no write goes
+    through the ORM path, and rows, results and audit rows equal one-by-one writes."""
+    fast_world = make_world(store)
+    single_world = World(store, seed_owner_portfolio(store, username="close-owner"))
+    fast_positions = _opened(store, fast_world, "ff-", ["a", "b", "c"])
+    single_positions = _opened(store, single_world, "gg-", ["a", "b", "c"])
+
+    def closes(world: World, prefix: str, positions: list[int]) -> list[list[WriteRequest]]:
+        return [_prefixed(c, prefix) for c in (
+            _close(world, f"{prefix}a", positions[0]),
+            _close(world, f"{prefix}b", positions[1], owner_ctx=True),
+            _close(world, f"{prefix}c", positions[2], linked=False),
+        )]
+
+    orm_writes: list[str] = []
+    real = Store._apply_in_batch
+    monkeypatch.setattr(Store, "_apply_in_batch",
+                        lambda self, write: orm_writes.append(write.op) or real(self, write))
+    fast_ids, single_ids = _Ids(fast_world, "ff-"), _Ids(single_world, "gg-")
+    audit_from = _newest_audit_id(store)
+    fast_closes = closes(fast_world, "ff-", fast_positions)
+    if split:
+        intents = store.apply_batch([c[0] for c in fast_closes])
+        outcomes = store.apply_batch([w for c in fast_closes for w in c[1:]])
+        fast = [intents[0], *outcomes[0:2], intents[1], *outcomes[2:4], intents[2], *outcomes[4:6]]
+    else:
+        fast = store.apply_batch([w for c in fast_closes for w in c])
+    assert orm_writes == []
+    fast_rows = _rows_since(store, fast_ids, audit_from, fast_world.asset_id)
+    monkeypatch.setattr(Store, "_apply_in_batch", real)
+
+    audit_from = _newest_audit_id(store)
+    single = store.apply_each([w for c in closes(single_world, "gg-", single_positions) for w in c])
+    single_rows = _rows_since(store, single_ids, audit_from, single_world.asset_id)
+
+    def results(outcomes: list[WriteOutcome], ids: _Ids) -> list[Any]:
+        assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+        return [_normal(o.result.model_dump(), ids, "position" if o.op == "close_position" else "order")
+                for o in outcomes]
+
+    assert results(fast, fast_ids) == results(single, single_ids)
+    assert fast_rows["orders"] == single_rows["orders"]
+    assert fast_rows["positions"] == single_rows["positions"]
+
+    def key(a: dict) -> str:
+        return a["request_id"]
+    assert sorted(fast_rows["audits"], key=key) == sorted(single_rows["audits"], key=key)
+    # The money, exactly, and the links both ways.
+    closed = store.get_position(fast_positions[0])
+    assert not closed.is_open and closed.close_price == Decimal("1.20001")
+    assert closed.realized_pnl == Decimal("-12.345678")
+    assert closed.commission == Decimal("0.85") and closed.swap == Decimal("0.01")
+    closing = store.get_order_by_client_id("ff-a-close")
+    assert closed.closing_order_id == closing.id and closing.position_id == closed.id
+    assert closing.status == "filled" and closing.action == "close"
+    assert store.get_position(fast_positions[2]).closing_order_id is None
+
+
+def test_a_fast_close_refuses_what_the_orm_path_refuses(store: Store) -> None:
+    """A second close of a position, a close intent naming another asset's position and a
+    resent close: the ORM path's answers (the error, or the first result replayed)."""
+    world = make_world(store)
+    other = World(store, seed_owner_portfolio(store, username="other-owner"))
+    (position_id,) = _opened(store, world, "rf-", ["a"])
+    (foreign_id,) = _opened(store, other, "rg-", ["a"])
+    intent, fill, close = _close(world, "r1", position_id)
+    first = store.apply_batch([intent, fill, close])
+    assert all(o.ok for o in first), [o.error for o in first]
+    before = audit_count(store.engine)
+
+    again = store.apply_batch([close])  # the same request resent: replayed, nothing new
+    assert again[0].ok and again[0].result.id == position_id and audit_count(store.engine) == before
+    second = _close(world, "r2", position_id)
+    refused = store.apply_batch(second)
+    assert refused[0].ok  # the ORM path does not check an intent's position is still open
+    assert not refused[2].ok and "already closed" in (refused[2].error or "")
+    wrong = _close(world, "r3", foreign_id)[0]
+    (answer,) = store.apply_batch([wrong])
+    assert not answer.ok and "belongs to asset" in (answer.error or "")
+    assert store.get_position(foreign_id).is_open
