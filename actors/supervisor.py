@@ -161,8 +161,8 @@ class PortfolioSupervisor:
         self.timeout_s = float(self.settings.get("step_timeout_s", 10.0))
         self.window = steps_in_flight(self.settings)
         # Free-running simulations step several bars per call (see ``AssetActor.steps``).
-        self.bars_per_call = max(1, int(self.settings.get("simulation_bars_per_call", 32)))
-        self.call_budget_ms = float(self.settings.get("simulation_call_budget_ms", 20))
+        self.bars_per_call = max(1, int(self.settings.get("simulation_bars_per_call", 64)))
+        self.call_budget_ms = float(self.settings.get("simulation_call_budget_ms", 50))
         self.children: dict[int, _Child] = {}
         self.cycles = 0
         self.started_at = time.time()
