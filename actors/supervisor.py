@@ -162,7 +162,7 @@ class PortfolioSupervisor:
         self.window = steps_in_flight(self.settings)
         # Free-running simulations step several bars per call (see ``AssetActor.steps``).
         self.bars_per_call = max(1, int(self.settings.get("simulation_bars_per_call", 64)))
-        self.call_budget_ms = float(self.settings.get("simulation_call_budget_ms", 50))
+        self.call_budget_ms = float(self.settings.get("simulation_call_budget_ms", 100))
         self.children: dict[int, _Child] = {}
         self.cycles = 0
         self.started_at = time.time()

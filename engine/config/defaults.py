@@ -63,12 +63,13 @@ DEFAULT_VALUES: dict[str, Any] = {
     # Actor runtime, free-running simulations (latency 0): bars an asset actor steps in one
     # call from its supervisor (1: a call per bar), and the call's time budget: a call ends
     # after the bar that spends it, so a hold bar costs no actor hop at all. A stop or a
-    # reload still ends a call after the current bar. 64 / 50 ms (32 / 20 ms before
-    # 2026-12-04): a call usually ended on its first order step (60-70 ms under load), so
-    # 100 assets on 2 cores made 9-12 bars per supervisor call; 64 / 50 ms measured
-    # 549-676 steps/s against 479-587 at the same step latency (bench/bench_actors.py).
+    # reload still ends a call after the current bar. 64 / 100 ms (32 / 20 ms before
+    # 2026-12-04): an order step takes 60-70 ms with 100 assets on 2 cores, so a call
+    # ended on its first order step, after 9-12 bars; with 64 / 100 ms one run of
+    # bench/bench_actors.py made 710 steps/s against 479-587 at 32 / 20 ms, with the
+    # same step latency (a step's latency does not include its call's other bars).
     "simulation_bars_per_call": 64,
-    "simulation_call_budget_ms": 50,
+    "simulation_call_budget_ms": 100,
 }
 
 PLUGIN_KEYS: tuple[str, ...] = (
