@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from engine.errors import DomainError, LTSError
 from persistence.database import make_engine, make_read_session_factory, make_write_session_factory
 from persistence.models import AuditLog
-from persistence.store._lookup import key_in
+from persistence.store._lookup import KEYS, keyed
 from persistence.store._trade_batch import TradeBatch, _Planned
 from persistence.store._unit import WRITE_OPS, _Batch
 from persistence.store.portfolios import PortfolioOps
@@ -36,6 +36,8 @@ from persistence.store.users import UserOps
 from persistence.store.writes import WriteOutcome, WriteRequest
 
 logger = logging.getLogger(__name__)
+
+_REQUEST_IDS = select(AuditLog.request_id)  # which of a batch's request ids are applied already
 
 __all__ = ["Store", "WriteOutcome", "WriteRequest", "WRITE_OPS"]
 
@@ -99,7 +101,7 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
             if request_ids:
                 present = set(
                     session.scalars(
-                        select(AuditLog.request_id).where(key_in(session, AuditLog.request_id, request_ids))
+                        keyed(session, _REQUEST_IDS, AuditLog.request_id), {KEYS: request_ids}
                     ).all()
                 )
             batch = self._local.batch = _Batch(session, set(request_ids) - present, savepoints)

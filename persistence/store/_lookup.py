@@ -15,9 +15,18 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, String, any_, literal
+from sqlalchemy import ARRAY, BigInteger, String, any_, bindparam, literal
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
+
+KEYS = "lookup_keys"
+"""The execution parameter that carries the keys of a ``keyed`` statement."""
+
+# (id of the statement, id of the column, PostgreSQL?) -> the statement with its key filter.
+# Keyed by id: SQLAlchemy columns overload ``==``, so they cannot be compared as dict keys.
+# Only module-level statements and columns are passed, so the ids stay valid.
+_KEYED: dict[tuple[int, int, bool], Any] = {}
 
 
 def key_in(session: Session, column: Any, keys: Collection[Any]) -> ColumnElement[bool]:
@@ -26,3 +35,25 @@ def key_in(session: Session, column: Any, keys: Collection[Any]) -> ColumnElemen
         item_type = String() if isinstance(column.type, String) else BigInteger()
         return column == any_(literal(list(keys), type_=ARRAY(item_type)))
     return column.in_(list(keys))
+
+
+def keyed(session: Session, stmt: Select[Any], column: Any) -> Select[Any]:
+    """``stmt`` restricted to rows whose ``column`` is one of the keys passed as ``KEYS``
+    when it is executed (``session.execute(keyed(...), {KEYS: keys})``), the way
+    ``key_in`` writes it for each database.
+
+    Built once per statement and database, so its compiled form and cache key are reused:
+    building an ``IN`` clause (or array literal) per batch and generating its cache key
+    was about a tenth of the persistence actor's write time, for the four or five lookups
+    each batch makes. ``stmt`` and ``column`` must be module-level objects."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    key = (id(stmt), id(column), postgresql)
+    built = _KEYED.get(key)
+    if built is None:
+        if postgresql:
+            item_type = String() if isinstance(column.type, String) else BigInteger()
+            built = stmt.where(column == any_(bindparam(KEYS, type_=ARRAY(item_type))))
+        else:
+            built = stmt.where(column.in_(bindparam(KEYS, expanding=True)))
+        _KEYED[key] = built
+    return built

@@ -52,7 +52,7 @@ from persistence.records import (
     PositionOpen,
     PositionRecord,
 )
-from persistence.store._lookup import key_in
+from persistence.store._lookup import KEYS, keyed
 from persistence.store._unit import _Batch, may_touch
 from persistence.store.writes import WriteOutcome, WriteRequest
 
@@ -240,11 +240,11 @@ class TradeBatch:
     def _load(self, asset_ids: set[int], portfolio_ids: set[int]) -> None:
         if asset_ids:
             for key, portfolio_id, symbol in self.session.execute(
-                _ASSETS_BY_ID.where(key_in(self.session, Asset.id, asset_ids))
+                keyed(self.session, _ASSETS_BY_ID, Asset.id), {KEYS: list(asset_ids)}
             ):
                 self._assets[key] = (portfolio_id, symbol)
         for key, owner_id in self.session.execute(
-            _OWNERS_BY_ID.where(key_in(self.session, Portfolio.id, portfolio_ids))
+            keyed(self.session, _OWNERS_BY_ID, Portfolio.id), {KEYS: list(portfolio_ids)}
         ):
             self._owners[key] = owner_id
 
@@ -269,9 +269,9 @@ class TradeBatch:
         if not wanted:
             return
         rows = [dict(r._mapping) for r in self.session.execute(
-            _ORDERS_BY_CLIENT_ID.where(key_in(self.session, _ORDERS.c.client_order_id, wanted)))]
+            keyed(self.session, _ORDERS_BY_CLIENT_ID, _ORDERS.c.client_order_id), {KEYS: wanted})]
         opened_from = set(self.session.scalars(
-            _OPENED_FROM.where(key_in(self.session, _POSITIONS.c.opening_order_id, [r["id"] for r in rows]))
+            keyed(self.session, _OPENED_FROM, _POSITIONS.c.opening_order_id), {KEYS: [r["id"] for r in rows]}
         ).all()) if rows else set()
         for row in rows:
             if row["id"] in opened_from or (row["position_id"] is not None and row["action"] != "close"):
@@ -284,9 +284,7 @@ class TradeBatch:
         if self._db_positions is None:
             self._db_positions = {}
             wanted = sorted(self._position_ids | {position_id})
-            for r in self.session.execute(
-                _POSITIONS_BY_ID.where(key_in(self.session, _POSITIONS.c.id, wanted))
-            ):
+            for r in self.session.execute(keyed(self.session, _POSITIONS_BY_ID, _POSITIONS.c.id), {KEYS: wanted}):
                 self._db_positions[r.id] = dict(r._mapping)
         return self._db_positions.get(position_id)
 

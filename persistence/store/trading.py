@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import DomainError, NotFound
 from engine.types import to_decimal, utcnow
-from persistence.store._lookup import key_in
+from persistence.store._lookup import KEYS, keyed
 from persistence.enums import ORDER_TRANSITIONS, OrderStatus
 from persistence.models import Asset, Order, Position
 from persistence.records import (
@@ -29,6 +29,7 @@ from persistence.store._unit import Change, UnitOfWork, coerce, pin, write_op
 # Built once (hot path of every trade).
 _ORDER_BY_CLIENT_ID = select(Order).where(Order.client_order_id == bindparam("coid"))
 _POSITION_BY_OPENING_ORDER = select(Position).where(Position.opening_order_id == bindparam("order_id"))
+_CLIENT_IDS = select(Order.client_order_id)
 
 _order_replay = target_record(Order, OrderRecord)
 _position_replay = target_record(Position, PositionRecord)
@@ -99,7 +100,7 @@ class TradingOps(UnitOfWork):
             return
         present = set(
             session.scalars(
-                select(Order.client_order_id).where(key_in(session, Order.client_order_id, client_order_ids))
+                keyed(session, _CLIENT_IDS, Order.client_order_id), {KEYS: list(client_order_ids)}
             ).all()
         )
         batch.absent_orders.update(set(client_order_ids) - present)
