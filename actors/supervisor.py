@@ -379,6 +379,11 @@ class PortfolioSupervisor:
         async with self._step_slots or contextlib.nullcontext():
             if self._stop.is_set() or child.state != "running" or child.handle is not handle:
                 return None
+            if burst > 1 and self._latency() > 0:
+                # The portfolio switched to a paced heartbeat while this free-running driver
+                # waited for a slot: its call would hold the slot (up to the call budget)
+                # ahead of the first paced cycle, a hundred drivers for seconds.
+                return None
             arg = None if capital is None else str(capital)
             sent = time.perf_counter()
             if arg is not None and arg != child.sent_capital:
