@@ -12,13 +12,11 @@ an index scan as the table grows. SQLite has no arrays and serves ``IN`` from it
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, String, any_, bindparam, literal
+from sqlalchemy import ARRAY, BigInteger, String, any_, bindparam
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
-from sqlalchemy.sql.elements import ColumnElement
 
 KEYS = "lookup_keys"
 """The execution parameter that carries the keys of a ``keyed`` statement."""
@@ -29,18 +27,10 @@ KEYS = "lookup_keys"
 _KEYED: dict[tuple[int, int, bool], Any] = {}
 
 
-def key_in(session: Session, column: Any, keys: Collection[Any]) -> ColumnElement[bool]:
-    """``column`` is one of ``keys``: one array parameter on PostgreSQL, ``IN`` elsewhere."""
-    if session.get_bind().dialect.name == "postgresql":
-        item_type = String() if isinstance(column.type, String) else BigInteger()
-        return column == any_(literal(list(keys), type_=ARRAY(item_type)))
-    return column.in_(list(keys))
-
-
 def keyed(session: Session, stmt: Select[Any], column: Any) -> Select[Any]:
     """``stmt`` restricted to rows whose ``column`` is one of the keys passed as ``KEYS``
-    when it is executed (``session.execute(keyed(...), {KEYS: keys})``), the way
-    ``key_in`` writes it for each database.
+    when it is executed (``session.execute(keyed(...), {KEYS: keys})``): one array
+    parameter on PostgreSQL (see the module docstring), an expanding ``IN`` elsewhere.
 
     Built once per statement and database, so its compiled form and cache key are reused:
     building an ``IN`` clause (or array literal) per batch and generating its cache key
