@@ -40,7 +40,7 @@ from typing import Any
 
 from actors.metrics import engine_metrics, tags
 from actors.ports import ActorBrokerPort, InlineStrategyPort, PredictionActorPort, StoreJournal
-from actors.priority import yield_to_singletons
+from actors.priority import StepPriority, yield_to_singletons
 from actors.remote import hot_path
 from actors.store_proxy import StoreProxy
 from engine.data.market_data import MarketData, MarketSnapshot
@@ -62,6 +62,7 @@ class AssetActor:
         self.asset_id = asset_id
         self.settings = dict(settings)
         yield_to_singletons()  # every thread of this process, below the singletons
+        self._priority = StepPriority()  # raised while a step call runs (see actors.priority)
         self.store = StoreProxy.from_settings(self.settings)
         self._lock = asyncio.Lock()  # one step at a time; stop() waits for it
         self._started = False
@@ -215,15 +216,19 @@ class AssetActor:
         asked for through the API, whose caller may read its orders next); otherwise they
         leave unawaited (heartbeats)."""
         async with self._lock:
-            early = await self._prepare(allocated_capital)
-            if early is not None:
-                return early
-            result = await self._step_once()
-            if settle:
-                await self.ports.journal.settle()
-            else:
-                self.ports.journal.flush()  # the step's results leave now; nobody waits for them
-            return result
+            self._priority.active()
+            try:
+                early = await self._prepare(allocated_capital)
+                if early is not None:
+                    return early
+                result = await self._step_once()
+                if settle:
+                    await self.ports.journal.settle()
+                else:
+                    self.ports.journal.flush()  # the step's results leave now; nobody waits for them
+                return result
+            finally:
+                self._priority.rest()
 
     @hot_path
     async def steps(self, max_bars: int, budget_ms: float,
@@ -240,19 +245,23 @@ class AssetActor:
         stepped, each bar's duration, and the counts the supervisor's statistics need.
         """
         async with self._lock:
-            early = await self._prepare(allocated_capital)
-            if early is not None:
-                return {"bars": 0, "last": early, "finished": bool(early.get("finished"))}
-            summary = BurstSummary()
-            deadline = time.perf_counter() + budget_ms / 1000.0
-            for _ in range(max(1, int(max_bars))):
-                result = await self._step_once()
-                summary.add(result)
-                if (result.get("finished") or self._stopping or self._reload
-                        or time.perf_counter() >= deadline):
-                    break
-            self.ports.journal.flush()  # results not carried by an intent leave now, unawaited
-            return summary.as_dict()
+            self._priority.active()
+            try:
+                early = await self._prepare(allocated_capital)
+                if early is not None:
+                    return {"bars": 0, "last": early, "finished": bool(early.get("finished"))}
+                summary = BurstSummary()
+                deadline = time.perf_counter() + budget_ms / 1000.0
+                for _ in range(max(1, int(max_bars))):
+                    result = await self._step_once()
+                    summary.add(result)
+                    if (result.get("finished") or self._stopping or self._reload
+                            or time.perf_counter() >= deadline):
+                        break
+                self.ports.journal.flush()  # results not carried by an intent leave now, unawaited
+                return summary.as_dict()
+            finally:
+                self._priority.rest()
 
     async def _prepare(self, allocated_capital: Decimal | str | None) -> dict[str, Any] | None:
         """Before a call's first step (lock held): (re)build when needed and take the

@@ -19,6 +19,14 @@ logger = logging.getLogger(__name__)
 ASSET_NICENESS = 19
 """Asset actors: below everything else, so the kernel serves the singletons first."""
 
+ASSET_ACTIVE_NICENESS = 10
+"""An asset actor while it serves a step call: above the idle asset actors, still below
+the singletons. Every idle Ray worker wakes every 10 ms to check for signals (a fixed
+interval in Ray's core worker); at the same niceness a hundred of them delay every reply
+an active asset waits for (its persistence and broker round trips), one scheduling slice
+each. Raising a priority needs CAP_SYS_NICE: without it the asset stays at
+``ASSET_NICENESS`` (see ``StepPriority``)."""
+
 SINGLETON_NICENESS = 0
 """Persistence, broker and supervisor actors: the level of Ray's own threads. Raising a
 priority needs CAP_SYS_NICE; without it they stay where Ray put them."""
@@ -56,6 +64,40 @@ def yield_to_singletons() -> int:
     a machine with fewer cores than actors, assets that compete with them on equal terms
     delay every order of every asset. Lowering one's own priority needs no privilege."""
     return set_process_niceness(ASSET_NICENESS)
+
+
+class StepPriority:
+    """An asset actor's CPU priority: ``active`` while it serves a step call, ``idle``
+    otherwise (see ``ASSET_ACTIVE_NICENESS``).
+
+    ``active()`` / ``rest()`` set every thread of the process (a few dozen syscalls, tens
+    of microseconds). Where the process may not raise its priority, the first refusal
+    turns this off and the threads stay at ``idle``: a performance hint, never a failure."""
+
+    def __init__(self, idle: int = ASSET_NICENESS, active: int = ASSET_ACTIVE_NICENESS) -> None:
+        self.idle = idle
+        self.active_level = active
+        self.enabled = hasattr(os, "setpriority") and active < idle
+
+    def active(self) -> None:
+        """Raise every thread to the active level (no-op once refused)."""
+        if not self.enabled:
+            return
+        set_process_niceness(self.active_level)
+        try:
+            allowed = os.getpriority(os.PRIO_PROCESS, 0) == self.active_level
+        except OSError:
+            allowed = False
+        if not allowed:
+            self.enabled = False
+            logger.info("pid %s may not raise its CPU priority: asset steps stay at niceness %s",
+                        os.getpid(), self.idle)
+            set_process_niceness(self.idle)  # threads that did change go back down
+
+    def rest(self) -> None:
+        """Back to the idle level."""
+        if self.enabled:
+            set_process_niceness(self.idle)
 
 
 def run_as_singleton() -> int:
