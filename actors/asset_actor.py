@@ -39,8 +39,8 @@ from decimal import Decimal
 from typing import Any
 
 from actors.metrics import engine_metrics, tags
-from actors.ports import ActorBrokerPort, InlineStrategyPort, PredictionActorPort, StoreJournal
-from actors.priority import StepPriority, yield_to_singletons
+from actors.ports import ActorBrokerPort, BrokerRecordedOrders, InlineStrategyPort, PredictionActorPort, StoreJournal
+from actors.priority import BUILD_NICENESS, STEP_NICENESS, StepPriority, yield_to_singletons
 from actors.remote import hot_path
 from actors.store_proxy import StoreProxy
 from engine.data.market_data import MarketData, MarketSnapshot
@@ -62,7 +62,10 @@ class AssetActor:
         self.asset_id = asset_id
         self.settings = dict(settings)
         yield_to_singletons()  # every thread of this process, below the singletons
-        self._priority = StepPriority()  # raised while a step call runs (see actors.priority)
+        # Raised while a (re)start builds (see actors.priority): supervision's clock runs.
+        self._build_priority = StepPriority(active=BUILD_NICENESS)
+        # Raised while a step call runs, where STEP_NICENESS is above the idle level.
+        self._priority = StepPriority(active=STEP_NICENESS)
         self.store = StoreProxy.from_settings(self.settings)
         self._lock = asyncio.Lock()  # one step at a time; stop() waits for it
         self._started = False
@@ -89,10 +92,16 @@ class AssetActor:
         if shared_data is not None:
             self._shared_data = shared_data
         async with self._lock:
-            if not self._started:
-                await self._build()
-                self._started = True
-            return self._info()
+            # A (re)start is on supervision's clock: it builds at the steps' priority, not
+            # below every asset that is stepping meanwhile.
+            self._build_priority.active()
+            try:
+                if not self._started:
+                    await self._build()
+                    self._started = True
+                return self._info()
+            finally:
+                self._build_priority.rest()
 
     async def _build(self, resume_index: int | None = None, finished: bool = False) -> None:
         """Load everything and rebuild the state from the database. ``resume_index``: the
@@ -121,8 +130,12 @@ class AssetActor:
             decider = InlineStrategyPort(strategy)
         broker = await ActorBrokerPort.open(record, self.data if self.mode == "simulation" else None, self.settings)
         predictions = PredictionActorPort.for_strategy(strategy, self.data, record, self.settings)
-        self.ports = StepPorts(broker=broker, journal=StoreJournal(self.store, record), strategy=decider,
-                               predictions=predictions)
+        journal = StoreJournal(self.store, record)
+        # Intent + order in one broker-actor call, unless writes are applied in this
+        # process (persistence "local": the broker actor has no writer to commit through).
+        orders = None if self.store.local_writes else BrokerRecordedOrders(journal, broker)
+        self.ports = StepPorts(broker=broker, journal=journal, strategy=decider, predictions=predictions,
+                               orders=orders)
         await self.store.audit_asset_started(self.portfolio_id, self.asset_id, os.getpid())
         self.state = await self.store.rebuild_state(record)
         self.state.realized_pnl = await self._realized_pnl()
@@ -180,13 +193,17 @@ class AssetActor:
         """The broker actor restarted: restore this asset's account there from the database
         and rebuild the state, keeping the place in the data (after the step in flight)."""
         async with self._lock:
-            if self._started and not self._stopping:
-                assert self.state is not None
-                finished = self.state.finished
-                self._started = False
-                await self._build(resume_index=self.index, finished=finished)
-                self._started = True
-            return self._info()
+            self._build_priority.active()
+            try:
+                if self._started and not self._stopping:
+                    assert self.state is not None
+                    finished = self.state.finished
+                    self._started = False
+                    await self._build(resume_index=self.index, finished=finished)
+                    self._started = True
+                return self._info()
+            finally:
+                self._build_priority.rest()
 
     async def stop(self) -> bool:
         """Finish the in-flight step (if any), wait for its results to be recorded, and

@@ -42,7 +42,7 @@ from actors.remote import hot_path, remote_class
 from engine import errors as lts_errors
 from engine.errors import LTSError, TemporaryError
 from persistence.records import AuditContext
-from persistence.store import Store, WriteOutcome, WriteRequest
+from persistence.store import WriteOutcome, WriteRequest
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,14 @@ class PersistenceSettings:
         )
 
 
+ENGINE_READS = frozenset({
+    "get_portfolio", "list_assets", "get_asset", "get_order", "get_order_by_client_id", "list_orders",
+    "get_position", "list_positions", "open_positions", "pending_orders", "list_statistics", "list_audit_logs",
+})
+"""The Store reads actor processes make (``PersistenceActor.read``); no user or credential
+reads."""
+
+
 class PersistenceActor:
     """Plain class hosted as a Ray async actor (see ``start_persistence_actor``)."""
 
@@ -128,6 +136,8 @@ class PersistenceActor:
     def __init__(self, database_url: str, settings: PersistenceSettings | None = None) -> None:
         run_as_singleton()  # the one writer: every order of every asset waits on it
         self._settings = settings or PersistenceSettings()
+        from persistence.store import Store  # only the actor itself needs SQLAlchemy
+
         self._store = Store.from_url(database_url)
         # (write, its future, the number of the call it came in): a batch's distinct call
         # numbers tell several callers at once from one caller's many writes.
@@ -161,6 +171,15 @@ class PersistenceActor:
             queue.put_nowait((write, future, self._calls))
             futures.append(future)
         return list(await asyncio.gather(*futures))
+
+    async def read(self, method: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        """``store.<method>(*args, **kwargs)`` for one of ``ENGINE_READS``, in a worker
+        thread (writes go on meanwhile; SQLite in WAL mode and PostgreSQL read beside a
+        writer). Actor processes read through here instead of opening a Store of their
+        own, so they never import SQLAlchemy (a restarted asset actor is back sooner)."""
+        if method not in ENGINE_READS:
+            raise lts_errors.DomainError(f"read {method!r} is not one the engine's actors may make")
+        return await asyncio.to_thread(getattr(self._store, method), *args, **(kwargs or {}))
 
     async def ping(self) -> int:
         """A trivial call (benchmarks measure the bare round trip with it)."""

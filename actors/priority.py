@@ -27,6 +27,13 @@ an active asset waits for (its persistence and broker round trips), one scheduli
 each. Raising a priority needs CAP_SYS_NICE: without it the asset stays at
 ``ASSET_NICENESS`` (see ``StepPriority``)."""
 
+STEP_NICENESS = ASSET_ACTIVE_NICENESS
+"""While a step call runs (see ``ASSET_ACTIVE_NICENESS``)."""
+
+BUILD_NICENESS = ASSET_ACTIVE_NICENESS
+"""While a (re)start builds the asset's state: a restarted asset is back sooner, instead of
+queuing behind every asset that is stepping meanwhile (supervision's 5 s clock runs)."""
+
 SINGLETON_NICENESS = 0
 """Persistence, broker and supervisor actors: the level of Ray's own threads. Raising a
 priority needs CAP_SYS_NICE; without it they stay where Ray put them."""

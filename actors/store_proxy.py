@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 class StoreProxy:
-    """Reads from a local read-only Store; writes as batches to the persistence actor."""
+    """Reads and writes through the persistence actor (reads: ``PersistenceActor.read``;
+    writes: batches through a write pipe); with ``local_writes`` both on a local Store."""
 
     def __init__(self, database_url: str, *, namespace: str = "lts", local_writes: bool = False,
                  timeout_s: float = 10.0) -> None:
@@ -35,6 +36,7 @@ class StoreProxy:
         self.timeout_s = timeout_s
         self._store: Any = None
         self._writer: Any = None
+        self._reader: Any = None  # the persistence actor's handle, for reads
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> "StoreProxy":
@@ -57,8 +59,28 @@ class StoreProxy:
         return self._store
 
     async def read(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """``store.<method>(*args, **kwargs)`` in a worker thread."""
-        return await asyncio.to_thread(getattr(self.store, method), *args, **kwargs)
+        """``store.<method>(*args, **kwargs)``: through the persistence actor (this process
+        then needs no Store, hence no SQLAlchemy), or with ``local_writes`` in a worker
+        thread on the local Store. Raises the Store's own errors (``NotFound``...), and
+        ``TemporaryError`` when the persistence actor does not answer."""
+        if self.local_writes:
+            return await asyncio.to_thread(getattr(self.store, method), *args, **kwargs)
+        from ray.exceptions import RayActorError, RayTaskError
+
+        try:
+            if self._reader is None:
+                import ray
+
+                from actors import naming
+
+                self._reader = ray.get_actor(naming.PERSISTENCE, namespace=self.namespace)
+            return await asyncio.wait_for(self._reader.read.remote(method, args, kwargs), self.timeout_s)
+        except RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            raise (cause if isinstance(cause, LTSError) else exc) from None
+        except (asyncio.TimeoutError, RayActorError, ValueError) as exc:  # ValueError: no such actor (yet)
+            self._reader = None
+            raise TemporaryError(f"persistence actor unavailable for {method}: {type(exc).__name__}: {exc}") from exc
 
     async def write(self, writes: Sequence[Any]) -> list[Any]:
         """Apply ``writes`` (``WriteRequest``) as one batch; raise on the first failed one.

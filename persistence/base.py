@@ -17,9 +17,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from engine.types import ensure_utc, to_decimal
+from persistence.enums import MONEY_SCALE  # decimal places of every money column (no SQLAlchemy there)
 
-MONEY_SCALE = 8
-"""Decimal places kept for every money, price and quantity column."""
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 
 # Deterministic constraint names, so the same schema on SQLite and PostgreSQL has the same

@@ -9,6 +9,10 @@ from enum import StrEnum
 
 from engine.types import OrderStatus, OrderType, Side
 
+MONEY_SCALE = 8
+"""Decimal places of every stored money, price and quantity column (``persistence.base.Money``).
+Here, not in ``persistence.base``, so that records can be used without importing SQLAlchemy."""
+
 __all__ = [
     "AssetStatus",
     "BacktestStatus",

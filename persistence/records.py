@@ -13,8 +13,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.types import Money, ensure_utc
-from persistence.base import MONEY_SCALE
 from persistence.enums import (
+    MONEY_SCALE,
     AssetStatus,
     BacktestStatus,
     OrderStatus,
