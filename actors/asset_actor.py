@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.metrics import engine_metrics, tags
-from actors.ports import ActorBrokerPort, BrokerRecordedOrders, InlineStrategyPort, PredictionActorPort, StoreJournal
+from actors.ports import ActorBrokerPort, InlineStrategyPort, PredictionActorPort, StoreJournal
 from actors.priority import BUILD_NICENESS, STEP_NICENESS, StepPriority, yield_to_singletons
 from actors.remote import hot_path
 from actors.store_proxy import StoreProxy
@@ -130,12 +130,8 @@ class AssetActor:
             decider = InlineStrategyPort(strategy)
         broker = await ActorBrokerPort.open(record, self.data if self.mode == "simulation" else None, self.settings)
         predictions = PredictionActorPort.for_strategy(strategy, self.data, record, self.settings)
-        journal = StoreJournal(self.store, record)
-        # Intent + order in one broker-actor call, unless writes are applied in this
-        # process (persistence "local": the broker actor has no writer to commit through).
-        orders = None if self.store.local_writes else BrokerRecordedOrders(journal, broker)
-        self.ports = StepPorts(broker=broker, journal=journal, strategy=decider, predictions=predictions,
-                               orders=orders)
+        self.ports = StepPorts(broker=broker, journal=StoreJournal(self.store, record), strategy=decider,
+                               predictions=predictions)
         await self.store.audit_asset_started(self.portfolio_id, self.asset_id, os.getpid())
         self.state = await self.store.rebuild_state(record)
         self.state.realized_pnl = await self._realized_pnl()

@@ -90,17 +90,12 @@ class BrokerActor:
         "max_concurrency": 1000,
     }
 
-    def __init__(self, retry_attempts: int = 4, retry_max_wait_s: float = 2.0,
-                 namespace: str | None = None) -> None:
-        """``namespace``: the engine's Ray namespace, where ``execute_recorded`` finds the
-        persistence actor (default: this actor's job namespace)."""
+    def __init__(self, retry_attempts: int = 4, retry_max_wait_s: float = 2.0) -> None:
         run_as_singleton()  # every asset's orders wait on this one actor: serve it first
         self._accounts: dict[str, _Account] = {}
         self._retry_attempts = retry_attempts
         self._retry_max_wait_s = retry_max_wait_s
         self._forever = asyncio.Event()  # never set: ``watch`` fails only when this process dies
-        self._journal_writer: Any = None  # the persistence actor, for execute_recorded
-        self._namespace = namespace
 
     # ----------------------------------------------------------------- accounts
 
@@ -225,43 +220,6 @@ class BrokerActor:
             if result.close_price is not None and result.position_id:
                 account.closes[result.position_id] = result
             return result
-
-    @hot_path
-    async def execute_recorded(
-        self, key: str, action: str, parameters: Mapping[str, Any], index: int | None,
-        writes: Sequence[Any],
-    ) -> tuple[list[Any], OrderResult | None, BaseException | None]:
-        """Commit ``writes`` (an asset's queued result writes, then the order's intent)
-        through the persistence actor, then, only if the intent is recorded, execute the
-        order as ``execute_order`` does. Returns ``(outcomes, result, error)``: the
-        writes' outcomes, the broker's result, and the exception the order failed with
-        (the intent is then recorded and the order's fate is reconciled by client order
-        id). Writes that get no answer raise: nothing was sent to the broker.
-
-        One call instead of the asset's two (persistence, then broker) per order; the
-        writes of concurrent assets share persistence calls (``actors.write_pipe``)."""
-        outcomes = list(await self._writer().write_many(list(writes)))
-        if not outcomes or not outcomes[-1].ok:
-            return outcomes, None, None
-        try:
-            result = await self.execute_order(key, action, parameters, index)
-        except Exception as exc:  # noqa: BLE001 - handed back with the outcomes
-            return outcomes, None, exc
-        return outcomes, result, None
-
-    def _writer(self) -> Any:
-        if self._journal_writer is None:
-            import ray
-
-            from actors.persistence_actor import PersistenceClient
-            from actors.write_pipe import WritePipe
-
-            # The engine's persistence actor; the call timeouts match an asset's own
-            # persistence client (actors.store_proxy).
-            namespace = self._namespace or ray.get_runtime_context().namespace
-            self._journal_writer = WritePipe(PersistenceClient(namespace=namespace, call_timeout_s=10.0,
-                                                               give_up_after_s=30.0))
-        return self._journal_writer
 
     @hot_path
     async def find_order(self, key: str, client_order_id: str) -> OrderResult | None:

@@ -91,14 +91,6 @@ class ActorBrokerPort:
         return await _call(self._handle.execute_order.remote(self.key, action, dict(parameters), self._bar),
                            self._timeout_s, "broker.execute_order")
 
-    async def execute_recorded(self, action: str, parameters: Mapping[str, Any],
-                               writes: Sequence[Any]) -> tuple[list[Any], OrderResult | None, BaseException | None]:
-        """The broker actor commits ``writes`` (ending with the order's intent), then sends
-        the order if the intent is recorded: ``(outcomes, result, error)``."""
-        return await _call(self._handle.execute_recorded.remote(self.key, action, dict(parameters), self._bar,
-                                                                list(writes)),
-                           self._timeout_s, "broker.execute_recorded")
-
     async def find_order(self, client_order_id: str) -> OrderResult | None:
         return await _call(self._handle.find_order.remote(self.key, client_order_id), self._timeout_s, "broker.find_order")
 
@@ -178,43 +170,6 @@ class PredictionActorPort:
 
 
 # ---------------------------------------------------------------------- journal
-
-
-class BrokerRecordedOrders:
-    """``RecordedOrderPort``: one call to the broker actor per order, which commits the
-    intent (with the asset's queued result writes ahead of it) through the persistence
-    actor before the broker plugin sees the order.
-
-    Against the two-call path (the asset records the intent, then calls the broker) this
-    takes one of the asset's round trips out of every order step; the broker actor, a
-    singleton at normal priority, makes the persistence call instead, and combines the
-    intents of concurrent assets into one persistence call (its write pipe)."""
-
-    def __init__(self, journal: "StoreJournal", broker: ActorBrokerPort) -> None:
-        self._journal = journal
-        self._broker = broker
-
-    async def record_and_execute(self, intent: OrderIntent) -> OrderResult:
-        from engine.errors import IntentNotRecorded
-
-        batch = await self._journal.batch_with(await self._journal.intent_write(intent))
-        try:
-            outcomes, result, error = await self._broker.execute_recorded(
-                str(intent.action), intent.broker_parameters(), batch)
-        except Exception:
-            # No answer: the intent may be recorded or not, the order sent or not. The
-            # whole batch, intent included, goes again with the next write (request ids
-            # make a resend a replay), so the cancel that reconciliation records if the
-            # broker never saw the order finds its intent.
-            self._journal.requeue(batch)
-            raise
-        self._journal.take(batch[:-1], outcomes[:-1])
-        if not outcomes[-1].ok:
-            raise IntentNotRecorded(f"{outcomes[-1].op}: {outcomes[-1].error}")
-        if error is not None:
-            raise error  # the intent is recorded; the order's fate is reconciled
-        assert result is not None
-        return result
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -353,20 +308,6 @@ class StoreJournal:
         """Record ``intent`` as pending, with any queued results ahead of it in the same
         call; returns once the intent is committed (raises when it is not)."""
         from actors.persistence_actor import raise_for_outcome
-
-        batch = await self.batch_with(await self.intent_write(intent))
-        try:
-            outcomes = await self._store.write_outcomes(batch)
-        except Exception:
-            # No answer: the results go again with the next write (their ids make a
-            # resend harmless); the intent's step reports the failure.
-            self.requeue(batch[:-1])
-            raise
-        self.take(batch[:-1], outcomes[:-1])
-        raise_for_outcome(outcomes[-1])
-
-    async def intent_write(self, intent: OrderIntent) -> Any:
-        """The write that records ``intent`` as a pending order (``WriteRequest``)."""
         from persistence.records import OrderIntent as IntentSpec
         from persistence.store.writes import WriteRequest
 
@@ -387,22 +328,18 @@ class StoreJournal:
             details={"bar_time": intent.bar_time.isoformat(), "broker_position_id": intent.position_id,
                      "params": _jsonable(intent.extra)},
         )
-        return WriteRequest(op="record_order_intent", ctx=self._ctx(f"intent:{intent.client_order_id}"), args=(spec,))
-
-    async def batch_with(self, write: Any) -> list[Any]:
-        """The queued result writes followed by ``write``, taken off the queue, once every
-        earlier flush is answered (writes reach the persistence actor in order)."""
-        await self._drain()
+        write = WriteRequest(op="record_order_intent", ctx=self._ctx(f"intent:{intent.client_order_id}"), args=(spec,))
+        await self._drain()  # earlier flushes first: writes reach the actor in order
         batch, self._queued = [*self._queued, write], []
-        return batch
-
-    def requeue(self, writes: Sequence[Any]) -> None:
-        """``writes`` got no answer: they go again, first, with the next batch."""
-        self._queued = [*writes, *self._queued]
-
-    def take(self, writes: Sequence[Any], outcomes: Sequence[Any]) -> None:
-        """The answers to queued result writes sent with an intent (see ``_take``)."""
-        self._take(writes, outcomes)
+        try:
+            outcomes = await self._store.write_outcomes(batch)
+        except Exception:
+            # No answer: the results go again with the next write (their ids make a
+            # resend harmless); the intent's step reports the failure.
+            self._queued = batch[:-1] + self._queued
+            raise
+        self._take(batch[:-1], outcomes[:-1])
+        raise_for_outcome(outcomes[-1])
 
     async def record_result(self, intent: OrderIntent | None, result: OrderResult) -> None:
         """Queue the writes of the broker's answer (see the class docstring)."""

@@ -170,7 +170,7 @@ class EngineRuntime:
                     batch_delay_ms=float(self.config.get("persistence_batch_delay_ms", 0))),
                 namespace=self.namespace)
         self.broker = make_remote(BrokerActor).options(
-            name=naming.BROKER, namespace=self.namespace, get_if_exists=True).remote(namespace=self.namespace)
+            name=naming.BROKER, namespace=self.namespace, get_if_exists=True).remote()
         from actors.prediction_actor import PredictionActor
 
         self.prediction = make_remote(PredictionActor).options(

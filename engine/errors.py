@@ -32,10 +32,6 @@ class OrderRejected(LTSError):
     """The broker refused the order (margin, invalid params). Never retry blindly."""
 
 
-class IntentNotRecorded(LTSError):
-    """An order's intent could not be recorded, so the order was never sent."""
-
-
 class StrategyError(LTSError):
     """A strategy raised while deciding. Isolated to its asset (INT-04)."""
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.data.market_data import MarketSnapshot
-from engine.errors import DomainError, IntentNotRecorded, OrderRejected, PredictionError
+from engine.errors import DomainError, OrderRejected, PredictionError
 from engine.pipeline.ports import (
     AssetState,
     BrokerPort,
@@ -34,7 +34,6 @@ from engine.pipeline.ports import (
     JournalPort,
     OrderIntent,
     PredictionPort,
-    RecordedOrderPort,
 )
 from engine.plugins.base import PipelinePlugin
 from engine.types import Action, Decision, OrderResult, OrderStatus, PositionView, Side, to_decimal
@@ -50,9 +49,6 @@ class StepPorts:
     journal: JournalPort
     strategy: DecisionPort
     predictions: PredictionPort | None = None
-    # Records and sends an order in one call when the host can (see RecordedOrderPort);
-    # else the step records the intent through ``journal``, then calls ``broker``.
-    orders: RecordedOrderPort | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,36 +183,25 @@ class DefaultPipeline(PipelinePlugin):
 
     async def _execute(self, state, intent, ports, done, events, snapshot) -> StepOutcome:  # type: ignore[no-untyped-def]
         action = str(intent.action)
-        cid = intent.client_order_id
-        if ports.orders is None:
-            try:
-                await ports.journal.record_intent(intent)
-            except Exception as exc:
-                # Nothing reached the broker: safe to decide again on the next step.
-                logger.error("asset %s: could not record intent %s: %s", state.asset_id, cid, exc)
-                return done(ok=False, action=action, events=events, error_kind="journal",
-                            client_order_id=cid, reason=_reason(exc))
-        # Pending from here: an ambiguous failure below leaves it to reconciliation.
-        state.pending[cid] = intent
         try:
-            if ports.orders is None:
-                result = await ports.broker.execute_order(action, intent.broker_parameters())
-            else:
-                result = await ports.orders.record_and_execute(intent)
-        except IntentNotRecorded as exc:
-            # Refused before the broker saw it: nothing to reconcile, decide again later.
-            state.pending.pop(cid, None)
-            logger.error("asset %s: could not record intent %s: %s", state.asset_id, cid, exc)
+            await ports.journal.record_intent(intent)
+        except Exception as exc:
+            # Nothing reached the broker: safe to decide again on the next step.
+            logger.error("asset %s: could not record intent %s: %s", state.asset_id, intent.client_order_id, exc)
             return done(ok=False, action=action, events=events, error_kind="journal",
-                        client_order_id=cid, reason=_reason(exc))
+                        client_order_id=intent.client_order_id, reason=_reason(exc))
+        state.pending[intent.client_order_id] = intent
+        try:
+            result = await ports.broker.execute_order(action, intent.broker_parameters())
         except OrderRejected as exc:
-            result = OrderResult(success=False, client_order_id=cid, status=OrderStatus.REJECTED, reason=str(exc))
+            result = OrderResult(success=False, client_order_id=intent.client_order_id,
+                                 status=OrderStatus.REJECTED, reason=str(exc))
         except Exception as exc:
             # Ambiguous (timeout, broker down): the intent stays pending and is reconciled
             # by client order id before the next decision; never blindly resent.
-            logger.warning("asset %s: broker failed on %s: %s", state.asset_id, cid, exc)
+            logger.warning("asset %s: broker failed on %s: %s", state.asset_id, intent.client_order_id, exc)
             return done(ok=False, action=action, events=events, error_kind=_error_kind(exc, "broker"),
-                        client_order_id=cid, order_status="pending", reason=_reason(exc))
+                        client_order_id=intent.client_order_id, order_status="pending", reason=_reason(exc))
         try:
             await self.apply_result(state, ports.journal, intent, result, snapshot.price)
         except Exception as exc:

@@ -98,21 +98,6 @@ class JournalPort(Protocol):
         ...
 
 
-class RecordedOrderPort(Protocol):
-    """Optional: record an intent and send its order in one call.
-
-    The host guarantees what the two-call path does (``JournalPort.record_intent``, then
-    ``BrokerPort.execute_order``): the intent is durable before the broker sees the order.
-    In the actor runtime the broker actor commits it through the persistence actor first,
-    which saves every order step one of the asset's round trips."""
-
-    async def record_and_execute(self, intent: OrderIntent) -> OrderResult:
-        """Record ``intent`` as pending, then send it. Raises ``IntentNotRecorded`` when
-        the intent was refused (the broker never saw the order) and ``OrderRejected`` for
-        a rejection; any other exception leaves the order unknown (reconcile it)."""
-        ...
-
-
 class DecisionPort(Protocol):
     """The strategy (in-process plugin or a strategy actor)."""
 

@@ -11,7 +11,7 @@ from actors.remote import hot_path
 
 def test_hot_methods_carry_no_task_events_and_control_methods_do():
     hot = [AssetActor.step, AssetActor.steps, PersistenceActor.submit, BrokerActor.execute_order,
-           BrokerActor.advance, BrokerActor.find_order, BrokerActor.execute_recorded]
+           BrokerActor.advance, BrokerActor.find_order]
     assert all(getattr(m, "__ray_enable_task_events__", True) is False for m in hot)
     control = [AssetActor.start, AssetActor.stop, BrokerActor.open_account, PersistenceActor.stats]
     assert all(not hasattr(m, "__ray_enable_task_events__") for m in control)
