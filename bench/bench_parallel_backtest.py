@@ -13,6 +13,9 @@
 (c) total bars/s of the whole batch through Ray.
 (d) the design choice behind (a): the same batch with every task re-reading its CSV
     instead of sharing the parsed arrays.
+(f) the issue's own reference, measured in the same run: 16 CPU-bound pure-Python Ray
+    tasks (no data, no result) of about one backtest's length each, sequential vs on the
+    same cores. What two vCPUs give to work with no I/O, no data and no Ray object store.
 (e) this machine's own ceiling for (a): the same runs on the same cores without Ray, in a
     plain ``multiprocessing`` pool (each process parses a file the first time one of its
     runs needs it). Two vCPUs of a VM that share a host core do not give 2x; the pool
@@ -209,6 +212,37 @@ def run_ray_reloading(plan) -> tuple[float, int]:  # type: ignore[no-untyped-def
     return time.perf_counter() - start, sum(o.status.value == "ok" for o in outcomes)
 
 
+def _spin(loops: int) -> int:
+    """CPU-bound pure Python: no data, no allocation to speak of."""
+    total = 0
+    for i in range(loops):
+        total += i * i % 7
+    return total
+
+
+def cpu_bound_reference(tasks: int, seconds_each: float) -> tuple[float, float]:
+    """(f): ``tasks`` CPU-bound tasks of ``seconds_each``, sequentially (in a thread at the
+    workers' niceness, like the reference of (a)) and as Ray tasks; both times."""
+    import ray
+
+    start = time.perf_counter()
+    _spin(200_000)
+    loops = max(1, int(200_000 * seconds_each / max(time.perf_counter() - start, 1e-6)))
+
+    def sequential() -> float:
+        began = time.perf_counter()
+        for _ in range(tasks):
+            _spin(loops)
+        return time.perf_counter() - began
+
+    spin = ray.remote(num_cpus=1)(_spin)
+    ray.get([spin.remote(1000) for _ in range(tasks)])  # warm the workers
+    seq = at_worker_niceness(sequential)
+    began = time.perf_counter()
+    ray.get([spin.remote(loops) for _ in range(tasks)])
+    return seq, time.perf_counter() - began
+
+
 def task_overhead(path: Path, reps: int) -> tuple[float, float]:
     """Mean seconds of a 1,000-bar backtest called directly and through a Ray task."""
     import ray
@@ -339,6 +373,17 @@ def main() -> int:
             print(f"    backtest tasks only (CSV already parsed): sequential {best_seq:.2f} s, "
                   f"Ray {best_ray:.2f} s, parallel efficiency {best_seq / (cores * best_ray) * 100:.1f}% "
                   f"from the best times, {pair * 100:.1f}% median of {args.reps} pairs")
+
+            # (f) with tasks as long as one backtest of (a), as many as (a) has.
+            each = min(seq_times) / max(runs, 1)
+            spins = [cpu_bound_reference(runs, each) for _ in range(args.reps)]
+            spin_seq, spin_ray = min(a for a, _ in spins), min(b for _, b in spins)
+            spin_eff = spin_seq / (cores * spin_ray)
+            spin_pair = statistics.median(a / (cores * b) for a, b in spins)
+            print(f"(f) {runs} CPU-bound pure-Python Ray tasks of {each * 1e3:.0f} ms (no data): sequential "
+                  f"{spin_seq:.2f} s, Ray {spin_ray:.2f} s, parallel efficiency {spin_eff * 100:.1f}% from the "
+                  f"best times, {spin_pair * 100:.1f}% median of {args.reps} pairs: what these cores give today; "
+                  f"(a) reaches {efficiency / spin_eff * 100:.1f}% of it")
 
             direct, through_ray = task_overhead(small, args.overhead_reps)
             print(f"(b) 1,000-bar backtest direct: {direct * 1e3:7.2f} ms, through a Ray task: "
