@@ -24,6 +24,10 @@ from engine.errors import LTSError, TemporaryError
 logger = logging.getLogger(__name__)
 
 
+class _NoAnswer(Exception):
+    """A read that got no answer (the persistence actor is restarting or unreachable)."""
+
+
 class StoreProxy:
     """Reads and writes through the persistence actor (reads: ``PersistenceActor.read``;
     writes: batches through a write pipe); with ``local_writes`` both on a local Store."""
@@ -66,21 +70,33 @@ class StoreProxy:
         if self.local_writes:
             return await asyncio.to_thread(getattr(self.store, method), *args, **kwargs)
         from ray.exceptions import RayActorError, RayTaskError
+        from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
+        # A read is safe to repeat: like a write without an answer, it is sent again while
+        # the persistence actor restarts, for up to three call timeouts.
+        retrying = AsyncRetrying(retry=retry_if_exception_type(_NoAnswer), reraise=True,
+                                 wait=wait_random_exponential(multiplier=0.05, max=2.0),
+                                 stop=stop_after_delay(3 * self.timeout_s))
         try:
-            if self._reader is None:
-                import ray
+            async for attempt in retrying:
+                with attempt:
+                    try:
+                        if self._reader is None:
+                            import ray
 
-                from actors import naming
+                            from actors import naming
 
-                self._reader = ray.get_actor(naming.PERSISTENCE, namespace=self.namespace)
-            return await asyncio.wait_for(self._reader.read.remote(method, args, kwargs), self.timeout_s)
-        except RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            raise (cause if isinstance(cause, LTSError) else exc) from None
-        except (asyncio.TimeoutError, RayActorError, ValueError) as exc:  # ValueError: no such actor (yet)
-            self._reader = None
-            raise TemporaryError(f"persistence actor unavailable for {method}: {type(exc).__name__}: {exc}") from exc
+                            self._reader = ray.get_actor(naming.PERSISTENCE, namespace=self.namespace)
+                        return await asyncio.wait_for(self._reader.read.remote(method, args, kwargs), self.timeout_s)
+                    except RayTaskError as exc:
+                        cause = getattr(exc, "cause", None)
+                        raise (cause if isinstance(cause, LTSError) else exc) from None
+                    except (asyncio.TimeoutError, RayActorError, ValueError) as exc:  # ValueError: no such actor (yet)
+                        self._reader = None
+                        raise _NoAnswer(f"{type(exc).__name__}: {exc}") from exc
+        except _NoAnswer as exc:
+            raise TemporaryError(f"persistence actor unavailable for {method}: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def write(self, writes: Sequence[Any]) -> list[Any]:
         """Apply ``writes`` (``WriteRequest``) as one batch; raise on the first failed one.

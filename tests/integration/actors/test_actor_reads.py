@@ -50,6 +50,11 @@ def test_reads_go_through_the_persistence_actor(ray_session, store, db_url: str,
         asset, assets = asyncio.run(reads())
         assert asset.id == asset_id and [a.id for a in assets] == [asset_id]
         assert proxy._store is None  # noqa: SLF001 - the point: no Store (no SQLAlchemy) in the caller
+
+        # A read while the persistence actor restarts is sent again until it answers.
+        ray.kill(persistence, no_restart=False)
+        assert asyncio.run(proxy.asset(asset_id)).id == asset_id
+        assert proxy._store is None  # noqa: SLF001
     finally:
         runtime.stop()
 
