@@ -94,14 +94,11 @@ class AssetActor:
         async with self._lock:
             # A (re)start is on supervision's clock: it builds at the steps' priority, not
             # below every asset that is stepping meanwhile.
-            self._build_priority.active()
-            try:
+            with self._build_priority:
                 if not self._started:
                     await self._build()
                     self._started = True
                 return self._info()
-            finally:
-                self._build_priority.rest()
 
     async def _build(self, resume_index: int | None = None, finished: bool = False) -> None:
         """Load everything and rebuild the state from the database. ``resume_index``: the
@@ -189,8 +186,7 @@ class AssetActor:
         """The broker actor restarted: restore this asset's account there from the database
         and rebuild the state, keeping the place in the data (after the step in flight)."""
         async with self._lock:
-            self._build_priority.active()
-            try:
+            with self._build_priority:
                 if self._started and not self._stopping:
                     assert self.state is not None
                     finished = self.state.finished
@@ -198,8 +194,6 @@ class AssetActor:
                     await self._build(resume_index=self.index, finished=finished)
                     self._started = True
                 return self._info()
-            finally:
-                self._build_priority.rest()
 
     async def stop(self) -> bool:
         """Finish the in-flight step (if any), wait for its results to be recorded, and
@@ -229,8 +223,7 @@ class AssetActor:
         asked for through the API, whose caller may read its orders next); otherwise they
         leave unawaited (heartbeats)."""
         async with self._lock:
-            self._priority.active()
-            try:
+            with self._priority:
                 early = await self._prepare(allocated_capital)
                 if early is not None:
                     return early
@@ -240,8 +233,6 @@ class AssetActor:
                 else:
                     self.ports.journal.flush()  # the step's results leave now; nobody waits for them
                 return result
-            finally:
-                self._priority.rest()
 
     @hot_path
     async def steps(self, max_bars: int, budget_ms: float,
@@ -258,8 +249,7 @@ class AssetActor:
         stepped, each bar's duration, and the counts the supervisor's statistics need.
         """
         async with self._lock:
-            self._priority.active()
-            try:
+            with self._priority:
                 early = await self._prepare(allocated_capital)
                 if early is not None:
                     return {"bars": 0, "last": early, "finished": bool(early.get("finished"))}
@@ -273,8 +263,6 @@ class AssetActor:
                         break
                 self.ports.journal.flush()  # results not carried by an intent leave now, unawaited
                 return summary.as_dict()
-            finally:
-                self._priority.rest()
 
     async def _prepare(self, allocated_capital: Decimal | str | None) -> dict[str, Any] | None:
         """Before a call's first step (lock held): (re)build when needed and take the

@@ -77,7 +77,7 @@ class StepPriority:
     """An asset actor's CPU priority: ``active`` while it serves a step call, ``idle``
     otherwise (see ``ASSET_ACTIVE_NICENESS``).
 
-    ``active()`` / ``rest()`` set every thread of the process (a few dozen syscalls, tens
+    ``with priority:`` (or ``active()`` / ``rest()``) sets every thread of the process (a few dozen syscalls, tens
     of microseconds). Where the process may not raise its priority, the first refusal
     turns this off and the threads stay at ``idle``: a performance hint, never a failure."""
 
@@ -105,6 +105,13 @@ class StepPriority:
         """Back to the idle level."""
         if self.enabled:
             set_process_niceness(self.idle)
+
+    def __enter__(self) -> "StepPriority":
+        self.active()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.rest()
 
 
 def run_as_singleton() -> int:

@@ -63,6 +63,9 @@ _STEP_CHILD = textwrap.dedent(
     priority.active()  # a second step call: raised again (or, refused once, not tried)
     seen["again"] = levels()
     priority.rest()
+    with priority:  # the form the asset actor uses
+        seen["within"] = levels()
+    seen["after"] = levels()
     stop.set()
     seen["targets"] = [ASSET_NICENESS, ASSET_ACTIVE_NICENESS]
     print(json.dumps(seen))
@@ -87,6 +90,7 @@ def test_step_priority_raises_every_thread_during_a_step_and_lowers_it_after() -
     assert seen["active"] == [active] and seen["enabled"] is True
     assert seen["rest"] == [idle]
     assert seen["again"] == [active]
+    assert seen["within"] == [active] and seen["after"] == [idle]
 
 
 def test_step_priority_without_the_privilege_stays_idle_and_stops_trying() -> None:
@@ -110,3 +114,4 @@ def test_step_priority_without_the_privilege_stays_idle_and_stops_trying() -> No
     idle, _ = seen["targets"]
     assert seen["active"] == [idle] and seen["enabled"] is False
     assert seen["rest"] == [idle] and seen["again"] == [idle]
+    assert seen["within"] == [idle] and seen["after"] == [idle]
