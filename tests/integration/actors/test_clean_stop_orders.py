@@ -22,7 +22,7 @@ from tests.integration.actors.engine_helpers import engine_config, running_engin
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-MAX_STOPS = 8  # stops until one fell between a decision and its fill (about every other one does)
+MAX_STOPS = 8  # stops until one fell between a decision and its fill
 
 
 def _orders(store: Any, portfolio_id: int) -> dict[str, Any]:
@@ -50,8 +50,15 @@ def test_clean_stop_leaves_only_orders_the_broker_queued(ray_session, sqlite_sto
         for _ in range(MAX_STOPS):
             settled = sum(_status(o) != "pending" for o in _orders(sqlite_store, portfolio_id).values())
             runtime.activate_portfolio(portfolio_id)
-            wait_for(lambda: sum(_status(o) != "pending" for o in _orders(sqlite_store, portfolio_id).values())
-                     >= settled + 4, 90, what="a few more orders")
+
+            def traded_and_waiting() -> bool:
+                # A few more orders settled, and a decision waiting for its fill right now:
+                # stopping at once gives the stop a good chance to fall in that window (one
+                # bar, 50 ms) instead of leaving it to chance (how fast the machine steps).
+                statuses = [_status(o) for o in _orders(sqlite_store, portfolio_id).values()]
+                return sum(s != "pending" for s in statuses) >= settled + 4 and "pending" in statuses
+
+            wait_for(traded_and_waiting, 90, interval_s=0.02, what="a few more orders and one waiting for its fill")
             runtime.deactivate_portfolio(portfolio_id)  # the clean stop (also the first step of runtime.stop)
 
             orders = _orders(sqlite_store, portfolio_id)
