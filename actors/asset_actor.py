@@ -40,7 +40,7 @@ from typing import Any
 
 from actors.metrics import engine_metrics, tags
 from actors.ports import ActorBrokerPort, InlineStrategyPort, PredictionActorPort, StoreJournal
-from actors.priority import BUILD_NICENESS, STEP_NICENESS, StepPriority, yield_to_singletons
+from actors.priority import StepPriority, yield_to_singletons
 from actors.remote import hot_path
 from actors.store_proxy import StoreProxy
 from engine.data.market_data import MarketData, MarketSnapshot
@@ -62,10 +62,8 @@ class AssetActor:
         self.asset_id = asset_id
         self.settings = dict(settings)
         yield_to_singletons()  # every thread of this process, below the singletons
-        # Raised while a (re)start builds (see actors.priority): supervision's clock runs.
-        self._build_priority = StepPriority(active=BUILD_NICENESS)
-        # Raised while a step call runs, where STEP_NICENESS is above the idle level.
-        self._priority = StepPriority(active=STEP_NICENESS)
+        # Raised while a step call runs or a (re)start builds (see actors.priority).
+        self._priority = StepPriority()
         self.store = StoreProxy.from_settings(self.settings)
         self._lock = asyncio.Lock()  # one step at a time; stop() waits for it
         self._started = False
@@ -94,7 +92,7 @@ class AssetActor:
         async with self._lock:
             # A (re)start is on supervision's clock: it builds at the steps' priority, not
             # below every asset that is stepping meanwhile.
-            with self._build_priority:
+            with self._priority:
                 if not self._started:
                     await self._build()
                     self._started = True
@@ -186,7 +184,7 @@ class AssetActor:
         """The broker actor restarted: restore this asset's account there from the database
         and rebuild the state, keeping the place in the data (after the step in flight)."""
         async with self._lock:
-            with self._build_priority:
+            with self._priority:
                 if self._started and not self._stopping:
                     assert self.state is not None
                     finished = self.state.finished

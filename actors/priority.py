@@ -20,19 +20,13 @@ ASSET_NICENESS = 19
 """Asset actors: below everything else, so the kernel serves the singletons first."""
 
 ASSET_ACTIVE_NICENESS = 10
-"""An asset actor while it serves a step call: above the idle asset actors, still below
-the singletons. Every idle Ray worker wakes every 10 ms to check for signals (a fixed
-interval in Ray's core worker); at the same niceness a hundred of them delay every reply
-an active asset waits for (its persistence and broker round trips), one scheduling slice
-each. Raising a priority needs CAP_SYS_NICE: without it the asset stays at
+"""An asset actor while it serves a step call or (re)builds its state: above the idle
+asset actors, still below the singletons. Every idle Ray worker wakes every 10 ms to
+check for signals (a fixed interval in Ray's core worker); at the same niceness a hundred
+of them delay every reply an active asset waits for (its persistence and broker round
+trips), one scheduling slice each, and a restarting asset's build queues behind every
+asset that is stepping. Raising a priority needs CAP_SYS_NICE: without it the asset stays at
 ``ASSET_NICENESS`` (see ``StepPriority``)."""
-
-STEP_NICENESS = ASSET_ACTIVE_NICENESS
-"""While a step call runs (see ``ASSET_ACTIVE_NICENESS``)."""
-
-BUILD_NICENESS = ASSET_ACTIVE_NICENESS
-"""While a (re)start builds the asset's state: a restarted asset is back sooner, instead of
-queuing behind every asset that is stepping meanwhile (supervision's 5 s clock runs)."""
 
 SINGLETON_NICENESS = 0
 """Persistence, broker and supervisor actors: the level of Ray's own threads. Raising a
