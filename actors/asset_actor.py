@@ -40,6 +40,7 @@ from typing import Any
 
 from actors.metrics import engine_metrics, tags
 from actors.ports import ActorBrokerPort, InlineStrategyPort, PredictionActorPort, StoreJournal
+from actors.pausing import node_id
 from actors.priority import StepPriority, yield_to_singletons
 from actors.remote import hot_path
 from actors.store_proxy import StoreProxy
@@ -77,6 +78,7 @@ class AssetActor:
         self.index = 0
         self._shared_data: dict[str, Any] | None = None
         self._data_shared = False  # the data in use is the supervisor's shared parse
+        self._node_id = node_id()  # the supervisor pauses only processes on its own node
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -234,14 +236,16 @@ class AssetActor:
 
     @hot_path
     async def steps(self, max_bars: int, budget_ms: float,
-                    allocated_capital: Decimal | str | None = None) -> dict[str, Any]:
+                    allocated_capital: Decimal | str | None = None, settle: bool = False) -> dict[str, Any]:
         """Free-running simulation: up to ``max_bars`` steps in this one call.
 
         The bars are stepped one after another exactly as ``step`` would (same pipeline,
         same broker and persistence calls for orders), so only the supervisor's hop is
         shared: a hold bar costs no actor call. The call ends early after the bar that
         spends ``budget_ms``, at the end of the data, and when a stop or a config reload
-        is asked for, so a stop never waits long for a burst.
+        is asked for, so a stop never waits long for a burst. ``settle``: answer only once
+        the bars' results are recorded (the supervisor may pause this process until its
+        next call, see ``actors.pausing``); otherwise they leave unawaited.
 
         Returns a summary (see ``BurstSummary``): the last bar's result, how many bars were
         stepped, each bar's duration, and the counts the supervisor's statistics need.
@@ -259,7 +263,10 @@ class AssetActor:
                     if (result.get("finished") or self._stopping or self._reload
                             or time.perf_counter() >= deadline):
                         break
-                self.ports.journal.flush()  # results not carried by an intent leave now, unawaited
+                if settle:
+                    await self.ports.journal.settle()
+                else:
+                    self.ports.journal.flush()  # results not carried by an intent leave now, unawaited
                 return summary.as_dict()
 
     async def _prepare(self, allocated_capital: Decimal | str | None) -> dict[str, Any] | None:
@@ -354,6 +361,7 @@ class AssetActor:
             "asset_id": self.asset_id,
             "portfolio_id": self.portfolio_id,
             "pid": os.getpid(),
+            "node_id": self._node_id,
             "index": self.index,
             "bars": len(self.data) if self.data is not None else 0,
             "data_shared": self._data_shared,

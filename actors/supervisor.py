@@ -55,6 +55,7 @@ from ray.exceptions import RayActorError
 from actors import naming
 from actors.asset_actor import AssetActor, BurstSummary, data_key, load_asset_data
 from actors.metrics import engine_metrics, tags
+from actors.pausing import ProcessPause, node_id
 from actors.priority import run_as_singleton
 from actors.remote import make_remote
 from actors.restart_policy import RestartPolicy, RestartTracker
@@ -128,6 +129,10 @@ class _Child:
         self.audited_kind: str | None = None
         self.failures = 0
         self.pid: int | None = None
+        # Stops / continues the actor's process while it waits for a step slot
+        # (``actors.pausing``); None when it may not be paused (another node, config).
+        self.pause: ProcessPause | None = None
+        self.calls = 0  # calls other than steps in flight to it (it is not paused meanwhile)
 
     @property
     def restarts(self) -> int:
@@ -163,6 +168,10 @@ class PortfolioSupervisor:
         # Free-running simulations step several bars per call (see ``AssetActor.steps``).
         self.bars_per_call = max(1, int(self.settings.get("simulation_bars_per_call", 64)))
         self.call_budget_ms = float(self.settings.get("simulation_call_budget_ms", 100))
+        # Free-running with more assets than step slots: stop the processes of assets that
+        # wait for a slot (see ``actors.pausing``); only those on this supervisor's node.
+        self.pausing = bool(self.settings.get("pause_waiting_assets", True))
+        self.node_id = node_id()
         self.children: dict[int, _Child] = {}
         self.cycles = 0
         self.started_at = time.time()
@@ -230,7 +239,8 @@ class PortfolioSupervisor:
     async def reload_asset(self, asset_id: int) -> None:
         child = self.children.get(asset_id)
         if child is not None and child.handle is not None:
-            await asyncio.wait_for(child.handle.reload.remote(), 5.0)
+            with self._awake(child):
+                await asyncio.wait_for(child.handle.reload.remote(), 5.0)
         self._reload = True
 
     async def step_asset(self, asset_id: int) -> dict[str, Any]:
@@ -239,9 +249,10 @@ class PortfolioSupervisor:
         if child is None or child.handle is None or child.state != "running":
             raise DomainError(f"asset {asset_id} is not running in portfolio {self.portfolio_id}")
         allocation = self._allocation().get(asset_id)
-        # Settled: the caller (the API) may read the step's orders as soon as it answers.
-        ref = child.handle.step.remote(None if allocation is None else str(allocation), True)
-        return await asyncio.wait_for(ref, self.timeout_s)
+        with self._awake(child):
+            # Settled: the caller (the API) may read the step's orders as soon as it answers.
+            ref = child.handle.step.remote(None if allocation is None else str(allocation), True)
+            return await asyncio.wait_for(ref, self.timeout_s)
 
     async def status(self) -> dict[str, Any]:
         return self._status()
@@ -358,16 +369,54 @@ class PortfolioSupervisor:
             await asyncio.gather(*steps)
 
     async def _drive(self, child: _Child) -> None:
-        """Free-running: step ``child`` again as soon as its last step answered."""
+        """Free-running: step ``child`` again as soon as its last step answered (paused
+        in between while other assets wait for a slot, see ``_pause_while_waiting``)."""
         handle = child.handle
-        while not self._stop.is_set() and child.state == "running" and child.handle is handle:
-            if self._latency() > 0:
-                return  # switched to paced by a reload: the cycle takes over
-            late = await self._step(child, self._capital.get(child.asset_id), burst=self._burst_size())
-            if late is not None:
-                await asyncio.wait({late})
-            if child.handle is handle and child.last_error == "actor died":
-                await asyncio.sleep(0.05)  # the watch task restarts it
+        try:
+            while not self._stop.is_set() and child.state == "running" and child.handle is handle:
+                if self._latency() > 0:
+                    return  # switched to paced by a reload: the cycle takes over
+                late = await self._step(child, self._capital.get(child.asset_id), burst=self._burst_size())
+                if late is not None:
+                    await asyncio.wait({late})
+                else:
+                    self._pause_while_waiting(child, handle)
+                if child.handle is handle and child.last_error == "actor died":
+                    await asyncio.sleep(0.05)  # the watch task restarts it
+        finally:
+            if child.pause is not None and child.handle is handle:
+                child.pause.resume()  # whatever ends the driver, the asset is not left stopped
+
+    def _pause_while_waiting(self, child: _Child, handle: Any) -> None:
+        """Stop ``child``'s process until its next call (``_step`` continues it), when
+        other assets wait for a step slot too: a waiting Ray worker still burns CPU the
+        working ones need (``actors.pausing``). Never while another call to it is in
+        flight, nor once the portfolio stops, finishes or leaves free-running mode."""
+        if (child.pause is None or child.calls or child.inflight is not None or child.handle is not handle
+                or child.state != "running" or self._stop.is_set() or self._step_slots is None
+                or self._latency() > 0):
+            return
+        if sum(1 for c in self.children.values() if c.state == "running") > self.window:
+            child.pause.pause()
+
+    @contextlib.contextmanager
+    def _awake(self, child: _Child) -> Any:
+        """Around a call to ``child`` other than its steps: the asset is continued first
+        and not paused until the call has answered."""
+        child.calls += 1
+        if child.pause is not None:
+            child.pause.resume()
+        try:
+            yield
+        finally:
+            child.calls -= 1
+
+    @staticmethod
+    def _drop_pause(child: _Child) -> None:
+        """The asset's process is going (restart, stop): continue it, forget it."""
+        if child.pause is not None:
+            child.pause.close()
+            child.pause = None
 
     async def _step(self, child: _Child, capital: Decimal | None, burst: int = 1,
                     tick: float | None = None) -> asyncio.Future[Any] | None:
@@ -385,13 +434,17 @@ class PortfolioSupervisor:
                 # ahead of the first paced cycle, a hundred drivers for seconds.
                 return None
             arg = None if capital is None else str(capital)
+            if child.pause is not None:
+                child.pause.resume()  # (a syscall; the call below waits for nothing else)
             sent = time.perf_counter()
             if arg is not None and arg != child.sent_capital:
                 child.sent_capital = arg
             else:
                 arg = None  # no argument to serialize: the usual case
             if burst > 1:
-                ref = handle.steps.remote(burst, self.call_budget_ms, arg)
+                # An asset that may be paused after the call first waits for its results to
+                # be recorded: a paused process sends nothing.
+                ref = handle.steps.remote(burst, self.call_budget_ms, arg, child.pause is not None)
             else:
                 ref = handle.step.remote() if arg is None else handle.step.remote(arg)
             future = asyncio.wrap_future(ref.future())
@@ -555,6 +608,7 @@ class PortfolioSupervisor:
             child = self.children[asset_id] = _Child(asset_id, self.policy, self._resumed_tracker(asset_id))
         child.state = "starting"
         child.sent_capital = None  # a new actor starts from the database's allocation
+        self._drop_pause(child)
         name = naming.asset(asset_id)
         deadline = time.monotonic() + 30.0
         while True:
@@ -576,6 +630,8 @@ class PortfolioSupervisor:
                 shared = await self._data_for(asset_id)
                 info = await asyncio.wait_for(child.handle.start.remote(shared), _START_TIMEOUT_S)
             child.pid = info.get("pid")
+            if self.pausing:
+                child.pause = ProcessPause.open(child.pid, info.get("node_id"), self.node_id)
             child.last_error = None if child.last_error == "actor died" else child.last_error
             child.state = "finished" if info.get("finished") else "running"
             if child.state == "running" and self._latency() <= 0 and not self._stop.is_set():
@@ -625,6 +681,7 @@ class PortfolioSupervisor:
 
     async def _restart(self, child: _Child) -> None:
         decision = child.tracker.on_death(time.monotonic())
+        self._drop_pause(child)
         try:
             # Frees the actor's name at once (a dead actor's name stays taken while its
             # owner still holds the handle).
@@ -715,6 +772,7 @@ class PortfolioSupervisor:
 
     async def _mark_errored(self, child: _Child, reason: str) -> None:
         child.state = "errored"
+        self._drop_pause(child)
         child.last_error = reason
         self._stats["assets_errored"] += 1  # the next statistics row shows it, with the reason
         logger.error("portfolio %s: asset %s errored: %s", self.portfolio_id, child.asset_id, reason)
@@ -726,6 +784,7 @@ class PortfolioSupervisor:
     async def _stop_child(self, child: _Child) -> None:
         if child.watch_task is not None:
             child.watch_task.cancel()
+        self._drop_pause(child)
         if child.handle is not None and child.state not in ("errored",):
             try:
                 await asyncio.wait_for(child.handle.stop.remote(), self.timeout_s)
@@ -771,7 +830,8 @@ class PortfolioSupervisor:
             if self._stop.is_set() or handle is None or child.state not in ("running", "finished"):
                 return  # a (re)starting asset restores its account in its own start
             try:
-                await asyncio.wait_for(handle.reattach_broker.remote(), 3 * self.timeout_s)
+                with self._awake(child):
+                    await asyncio.wait_for(handle.reattach_broker.remote(), 3 * self.timeout_s)
                 return
             except RayActorError:
                 return  # the asset died meanwhile: its restart restores the account
@@ -800,6 +860,7 @@ class PortfolioSupervisor:
                     "asset_id": c.asset_id,
                     "state": c.state,
                     "pid": c.pid,
+                    "paused": bool(c.pause is not None and c.pause.paused),
                     "restarts": c.restarts,
                     "failures": c.failures,
                     "last_error": c.last_error,

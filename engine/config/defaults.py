@@ -70,6 +70,11 @@ DEFAULT_VALUES: dict[str, Any] = {
     # same step latency (a step's latency does not include its call's other bars).
     "simulation_bars_per_call": 64,
     "simulation_call_budget_ms": 100,
+    # Actor runtime, free-running simulations with more assets than step slots: stop the
+    # processes of asset actors waiting for a slot (SIGSTOP, continued before their next
+    # call), on the supervisor's node. An idle Ray worker wakes every 10 ms and a hundred of
+    # them took a third of a 2-core machine. See actors.pausing.
+    "pause_waiting_assets": True,
 }
 
 PLUGIN_KEYS: tuple[str, ...] = (

@@ -1,0 +1,130 @@
+"""Free-running with more assets than step slots: the supervisor stops (SIGSTOP) the
+processes of asset actors waiting for a slot and continues them for their calls
+(``actors.pausing``).
+
+On a real Ray session and SQLite: assets really are stopped between their calls, their
+trades equal the single-CSV backtest's, a paused asset killed with ``kill -9`` comes back
+and its orders still match the broker's one to one, nothing is left stopped when the
+assets finish, and a portfolio deactivated while assets are paused stops promptly and
+leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from actors import naming
+from actors.pausing import pausing_supported
+from engine.backtest.runner import run_backtest
+from engine.data.csv_loader import load_csv
+from tests.integration.actors.engine_helpers import (
+    all_orders,
+    engine_config,
+    running_engine,
+    seed_portfolio,
+    wait_for,
+    write_ohlc_csv,
+)
+
+pytestmark = [pytest.mark.ray, pytest.mark.skipif(not pausing_supported(), reason="needs Linux pidfds")]
+
+SMA = {"fast": 10, "slow": 30, "quantity": 10000.0}
+ASSETS = 5
+
+
+def proc_state(pid: int) -> str | None:
+    """The kernel's one-letter state of ``pid`` ('T': stopped), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def q8(value: Any) -> Decimal:
+    return Decimal(repr(value)).quantize(Decimal("1e-8"))
+
+
+def specs(files: list[Path], prefix: str) -> list[dict[str, Any]]:
+    return [{"symbol": f"{prefix}{i}", "strategy_plugin": "sma_cross", "strategy_config": dict(SMA),
+             "broker_plugin": "backtrader_simulation_broker", "data_source": {"path": path.name}}
+            for i, path in enumerate(files)]
+
+
+def test_waiting_assets_are_paused_and_trade_as_unpaused(ray_session, sqlite_store, sqlite_db_url, tmp_path: Path,
+                                                         backtesting_data_dir: Path):
+    from persistence.records import PageRequest
+
+    eur = backtesting_data_dir / "EURUSD.csv"
+    files = [write_ohlc_csv(eur, tmp_path / f"f{i}.csv", slice(i * 700, i * 700 + 700)) for i in range(ASSETS)]
+    long_files = [write_ohlc_csv(eur, tmp_path / f"long{i}.csv", slice(0, 4000)) for i in range(ASSETS)]
+    portfolio_id, asset_ids = seed_portfolio(sqlite_store, specs(files, "P"))
+    # Two slots for five assets, a few bars per call: assets take turns, three wait at a time.
+    config = engine_config(sqlite_db_url, tmp_path, max_steps_in_flight=2, simulation_bars_per_call=4)
+    with running_engine(config) as runtime:
+        def assets() -> dict[int, dict[str, Any]]:
+            return {a["asset_id"]: a for a in runtime.status()["assets"] if a["asset_id"] in asset_ids}
+
+        # Waiting assets are stopped processes, as the supervisor reports them.
+        def a_paused_asset() -> dict[str, Any] | None:
+            for asset in assets().values():
+                if asset["paused"] and asset["state"] == "running" and proc_state(asset["pid"]) == "T":
+                    return asset
+            return None
+
+        victim = wait_for(a_paused_asset, 60, interval_s=0.02, what="an asset paused while it waits")
+        # kill -9 of a paused process: the supervisor notices and restarts it.
+        os.kill(victim["pid"], signal.SIGKILL)
+        wait_for(lambda: (a := assets()[victim["asset_id"]])["restarts"] == 1 and a["pid"] != victim["pid"]
+                 and a["state"] in ("running", "finished"), 30, what="the killed paused asset back")
+        wait_for(lambda: all(a["state"] == "finished" for a in assets().values()), 120,
+                 what="all assets to walk their data")
+        finished = assets()
+        # Nobody is left stopped once the drivers end.
+        assert {a: proc_state(finished[a]["pid"]) for a in asset_ids if proc_state(finished[a]["pid"]) == "T"} == {}
+        assert not any(a["paused"] for a in finished.values())
+        broker = ray.get_actor(naming.BROKER, namespace=config["ray_namespace"])
+        records = ray.get(broker.records.remote(), timeout=10)
+
+        # A portfolio stopped while some of its assets are paused stops promptly and leaves
+        # no stopped (or any) asset process behind.
+        other_id, other_assets = seed_portfolio(sqlite_store, specs(long_files, "L"))
+        runtime.activate_portfolio(other_id)
+        supervisor = runtime.supervisors[other_id]
+
+        def other_paused() -> list[int]:
+            status = ray.get(supervisor.status.remote(), timeout=10)
+            return [a["pid"] for a in status["assets"] if a["paused"]]
+
+        wait_for(other_paused, 60, interval_s=0.02, what="a paused asset in the second portfolio")
+        pids = [a["pid"] for a in ray.get(supervisor.status.remote(), timeout=10)["assets"]]
+        started = time.monotonic()
+        runtime.deactivate_portfolio(other_id)
+        assert time.monotonic() - started < 15
+        wait_for(lambda: all(proc_state(pid) is None for pid in pids), 15, what="the stopped assets' processes gone")
+
+    # The trades: every asset's orders match the broker's one to one; the assets nobody
+    # killed equal the single-CSV backtest trade for trade.
+    by_asset = {int(key.rsplit(":asset", 1)[1]): acc for key, acc in records.items()}
+    for asset_id, path in zip(asset_ids, files, strict=True):
+        orders = all_orders(sqlite_store, asset_id)
+        broker_orders = {r.client_order_id: r for r in by_asset[asset_id]["orders"]}
+        assert len(orders) == len({o.client_order_id for o in orders})
+        assert {o.client_order_id for o in orders if o.status.value != "cancelled"} == set(broker_orders)
+        assert not [o for o in orders if o.status.value == "pending"]
+        if asset_id == victim["asset_id"]:
+            continue
+        positions = sorted(sqlite_store.list_positions(asset_id=asset_id, page=PageRequest(limit=500)).items,
+                           key=lambda p: p.opened_at)
+        expected = run_backtest(load_csv(path, symbol="X"), "sma_cross", SMA).trades
+        assert len(positions) == len(expected) > 5
+        for position, trade in zip(positions, expected, strict=True):
+            assert (position.opened_at, position.closed_at) == (trade.entry_time, trade.exit_time)
+            assert position.realized_pnl == q8(trade.pnl)
