@@ -220,7 +220,8 @@ class AssetActor:
         """One pipeline step at the next bar; returns the ``StepOutcome`` as a dict.
 
         ``settle``: return only once the step's results are in the database too (a step
-        asked for through the API, whose caller may read its orders next); otherwise they
+        asked for through the API, whose caller may read its orders next, or one after
+        which the supervisor pauses this process, see ``actors.pausing``); otherwise they
         leave unawaited (heartbeats)."""
         async with self._lock:
             with self._priority:

@@ -1,16 +1,17 @@
-"""Pausing asset actors while they wait for a step slot (free-running simulations).
+"""Pausing asset actors while they wait for a step slot.
 
 An idle Ray worker is not free: its main thread wakes every 10 ms to check for signals (a
 fixed interval in Ray's core worker, not a setting), and on the 2-vCPU VM that cost is
 about 6.6 ms of CPU per second per process. A hundred asset actors that wait for their
-turn therefore burn a third of two cores doing nothing (measured with
-``bench/bench_actors.py``: 660 ms/s for 100 idle asset actors, out of 2,000), and the
+turn therefore burn a third of two cores doing nothing (measured beside
+``bench/bench_actors.py``: 660 CPU ms/s for 100 idle asset actors, of 2,000), and the
 assets that do step, the persistence actor and the broker actor get what is left.
 
-A free-running portfolio with more assets than step slots has most of its assets waiting
-at any time. The supervisor stops (``SIGSTOP``) such an asset's process after its call has
-answered, when another asset is waiting for a slot, and continues it (``SIGCONT``) right
-before its next call. A stopped process costs nothing; its sockets stay open, so a call
+A portfolio with more running assets than step slots has most of its assets waiting at
+any time: for their turn in a free-running simulation, for the next tick on a paced
+heartbeat. The supervisor then stops (``SIGSTOP``) each asset's process once its call has
+answered (the call waited for its results to be recorded) and continues it (``SIGCONT``)
+right before its next call. A stopped process costs nothing; its sockets stay open, so a call
 sent to it meanwhile waits in the kernel and is served when it continues, and a
 ``kill -9`` still kills it at once (the supervisor's ``watch`` call then fails as usual).
 

@@ -173,7 +173,7 @@ def main() -> None:
     parser.add_argument("--batch-delay-ms", type=int, default=None,
                         help="persistence_batch_delay_ms (default: the engine's)")
     parser.add_argument("--in-flight", type=int, default=None,
-                        help="max_steps_in_flight (default: the engine's, 2 x CPUs; 0: no limit)")
+                        help="max_steps_in_flight (default: the engine's, 2 x cores + 1; 0: no limit)")
     args = parser.parse_args()
     ray.init(num_cpus=(os.cpu_count() or 2) + 2, include_dashboard=False, log_to_driver=False,
              configure_logging=False, namespace="bench")

@@ -58,7 +58,7 @@ DEFAULT_VALUES: dict[str, Any] = {
     # Actor runtime: host strategies in shared StrategyActors instead of inside each asset actor.
     "strategy_actors": False,
     # Actor runtime: steps a portfolio supervisor runs at once (null: 2 x the cores the cluster
-    # really has, at least 4; 0: no limit). See actors.supervisor.default_steps_in_flight.
+    # really has + 1, at least 4; 0: no limit). See actors.supervisor.default_steps_in_flight.
     "max_steps_in_flight": None,
     # Actor runtime, free-running simulations (latency 0): bars an asset actor steps in one
     # call from its supervisor (1: a call per bar), and the call's time budget: a call ends
@@ -70,8 +70,8 @@ DEFAULT_VALUES: dict[str, Any] = {
     # same step latency (a step's latency does not include its call's other bars).
     "simulation_bars_per_call": 64,
     "simulation_call_budget_ms": 100,
-    # Actor runtime, free-running simulations with more assets than step slots: stop the
-    # processes of asset actors waiting for a slot (SIGSTOP, continued before their next
+    # Actor runtime, a portfolio with more running assets than step slots: stop the
+    # processes of asset actors between their calls (SIGSTOP, continued before their next
     # call), on the supervisor's node. An idle Ray worker wakes every 10 ms and a hundred of
     # them took a third of a 2-core machine. See actors.pausing.
     "pause_waiting_assets": True,

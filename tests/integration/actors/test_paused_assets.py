@@ -5,8 +5,8 @@ processes of asset actors waiting for a slot and continues them for their calls
 On a real Ray session and SQLite: assets really are stopped between their calls, their
 trades equal the single-CSV backtest's, a paused asset killed with ``kill -9`` comes back
 and its orders still match the broker's one to one, nothing is left stopped when the
-assets finish, and a portfolio deactivated while assets are paused stops promptly and
-leaves no process behind."""
+assets finish, assets on a paced heartbeat are paused between ticks, and a portfolio
+deactivated while assets are paused stops promptly and leaves no process behind."""
 
 from __future__ import annotations
 
@@ -93,9 +93,9 @@ def test_waiting_assets_are_paused_and_trade_as_unpaused(ray_session, sqlite_sto
         broker = ray.get_actor(naming.BROKER, namespace=config["ray_namespace"])
         records = ray.get(broker.records.remote(), timeout=10)
 
-        # A portfolio stopped while some of its assets are paused stops promptly and leaves
-        # no stopped (or any) asset process behind.
-        other_id, other_assets = seed_portfolio(sqlite_store, specs(long_files, "L"))
+        # On a paced heartbeat the assets are paused between ticks; a portfolio stopped
+        # while some of them are paused stops promptly and leaves no process behind.
+        other_id, _ = seed_portfolio(sqlite_store, specs(long_files, "L"), latency=0.05)
         runtime.activate_portfolio(other_id)
         supervisor = runtime.supervisors[other_id]
 
@@ -103,7 +103,8 @@ def test_waiting_assets_are_paused_and_trade_as_unpaused(ray_session, sqlite_sto
             status = ray.get(supervisor.status.remote(), timeout=10)
             return [a["pid"] for a in status["assets"] if a["paused"]]
 
-        wait_for(other_paused, 60, interval_s=0.02, what="a paused asset in the second portfolio")
+        wait_for(other_paused, 60, interval_s=0.02, what="a paused asset in the paced portfolio")
+        assert ray.get(supervisor.status.remote(), timeout=10)["cycles"] > 0
         pids = [a["pid"] for a in ray.get(supervisor.status.remote(), timeout=10)["assets"]]
         started = time.monotonic()
         runtime.deactivate_portfolio(other_id)

@@ -11,13 +11,13 @@ from engine.errors import ConfigError
 
 def test_declared_cpus_beyond_the_cores_do_not_widen_the_window():
     # `lts run` on a 2-core machine declares 4 CPUs: the window follows the 2 cores.
-    assert default_steps_in_flight(cluster_cpus=4, cores_per_node=2, nodes=1) == 4
-    assert default_steps_in_flight(cluster_cpus=18, cores_per_node=16, nodes=1) == 32
+    assert default_steps_in_flight(cluster_cpus=4, cores_per_node=2, nodes=1) == 5
+    assert default_steps_in_flight(cluster_cpus=18, cores_per_node=16, nodes=1) == 33
 
 
 def test_a_cluster_counts_every_node_and_a_smaller_declaration_wins():
-    assert default_steps_in_flight(cluster_cpus=64, cores_per_node=16, nodes=4) == 128
-    assert default_steps_in_flight(cluster_cpus=6, cores_per_node=16, nodes=2) == 12
+    assert default_steps_in_flight(cluster_cpus=64, cores_per_node=16, nodes=4) == 129
+    assert default_steps_in_flight(cluster_cpus=6, cores_per_node=16, nodes=2) == 13
 
 
 def test_the_window_is_never_below_four():
