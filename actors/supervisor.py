@@ -132,8 +132,8 @@ class _Child:
         self.audited_kind: str | None = None
         self.failures = 0
         self.pid: int | None = None
-        # Stops / continues the actor's process while it waits for a step slot
-        # (``actors.pausing``); None when it may not be paused (another node, config).
+        # Stops / continues the actor's process between its calls (``actors.pausing``);
+        # None when it may not be paused (another node, config, no pidfds).
         self.pause: ProcessPause | None = None
         self.calls = 0  # calls other than steps in flight to it (it is not paused meanwhile)
 
@@ -171,8 +171,8 @@ class PortfolioSupervisor:
         # Free-running simulations step several bars per call (see ``AssetActor.steps``).
         self.bars_per_call = max(1, int(self.settings.get("simulation_bars_per_call", 64)))
         self.call_budget_ms = float(self.settings.get("simulation_call_budget_ms", 100))
-        # Free-running with more assets than step slots: stop the processes of assets that
-        # wait for a slot (see ``actors.pausing``); only those on this supervisor's node.
+        # More running assets than step slots: stop the processes of assets between their
+        # calls (see ``actors.pausing``); only those on this supervisor's node.
         self.pausing = bool(self.settings.get("pause_waiting_assets", True))
         self.node_id = node_id()
         self.children: dict[int, _Child] = {}
