@@ -58,7 +58,7 @@ def reference() -> dict[str, float]:
 
 def run(n_assets: int, seconds: float, workdir: Path, in_flight: int | None = None,
         bars_per_call: int | None = None, paced: tuple[float, ...] = (),
-        batch_delay_ms: int | None = None) -> dict[float, dict[str, float]]:
+        batch_delay_ms: int | None = None, call_budget_ms: int | None = None) -> dict[float, dict[str, float]]:
     """Start one portfolio of ``n_assets``; measure it free-running, then at each paced
     heartbeat in ``paced`` (seconds). Returns heartbeat (0 = free-running) -> figures."""
     from actors.demo_data import generate_ohlc
@@ -91,6 +91,8 @@ def run(n_assets: int, seconds: float, workdir: Path, in_flight: int | None = No
         config["simulation_bars_per_call"] = bars_per_call
     if batch_delay_ms is not None:
         config["persistence_batch_delay_ms"] = batch_delay_ms
+    if call_budget_ms is not None:
+        config["simulation_call_budget_ms"] = call_budget_ms
     runtime = EngineRuntime(config)
     started = time.perf_counter()
     runtime.start()
@@ -170,6 +172,8 @@ def main() -> None:
     parser.add_argument("--paced", type=float, nargs="*", default=[0.15],
                         help="after the free-running window, the same actors with a paced heartbeat "
                              "every this many seconds (one call per asset and bar); none: skip")
+    parser.add_argument("--call-budget-ms", type=int, default=None,
+                        help="simulation_call_budget_ms (default: the engine's)")
     parser.add_argument("--batch-delay-ms", type=int, default=None,
                         help="persistence_batch_delay_ms (default: the engine's)")
     parser.add_argument("--in-flight", type=int, default=None,
@@ -184,7 +188,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lts-bench-") as tmp:
         for n in args.assets:
             results = run(n, args.seconds, Path(tmp), args.in_flight, args.bars_per_call, tuple(args.paced),
-                          args.batch_delay_ms)
+                          args.batch_delay_ms, args.call_budget_ms)
             for latency, r in results.items():
                 mode = "free-running" if latency == 0 else f"paced every {latency:g} s"
                 print(f"{n:>4} assets, {mode}: {r['steps_per_s']:8.0f} steps/s ({r['steps_per_s'] / max(r['assets'], 1):.1f} "
