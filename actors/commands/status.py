@@ -60,7 +60,7 @@ def collect(config: LTSConfig | dict[str, Any], address: str | None) -> dict[str
             "supervisor": "running" if sup else "not running", "cycles": (sup or {}).get("cycles"),
             "assets": [{
                 "asset_id": a.id, "symbol": a.symbol, "active": a.is_active, "status": str(a.status.value),
-                # "paused": waiting for a step slot, its process stopped (actors.pausing).
+                # "paused": its process is stopped between calls (actors.pausing).
                 "actor": states.get(a.id, {}).get("state", "-") + (" (paused)" if states.get(a.id, {}).get("paused") else ""),
                 "restarts": states.get(a.id, {}).get("restarts", 0),
                 "last_step": states.get(a.id, {}).get("last_step"), "reason": a.status_reason,
