@@ -24,6 +24,7 @@ from actors import naming
 from actors.pausing import pausing_supported
 from engine.backtest.runner import run_backtest
 from engine.data.csv_loader import load_csv
+from tests.fixtures.processes import process_state as proc_state
 from tests.integration.actors.engine_helpers import (
     all_orders,
     engine_config,
@@ -37,15 +38,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.skipif(not pausing_supported(), reaso
 
 SMA = {"fast": 10, "slow": 30, "quantity": 10000.0}
 ASSETS = 5
-
-
-def proc_state(pid: int) -> str | None:
-    """The kernel's one-letter state of ``pid`` ('T': stopped), None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
 
 
 def q8(value: Any) -> Decimal:

@@ -10,16 +10,9 @@ import time
 import pytest
 
 from actors.pausing import ProcessPause, pausing_supported
+from tests.fixtures.processes import process_state as state
 
 pytestmark = pytest.mark.skipif(not pausing_supported(), reason="needs Linux pidfds")
-
-
-def state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
 
 
 def wait_state(pid: int, wanted: set[str | None], timeout_s: float = 5.0) -> str | None:
