@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from engine.data.market_data import MarketData
-from engine.pipeline.default_pipeline import RECONCILE_CANCEL_REASON
+from engine.pipeline.default_pipeline import is_reconcile_cancel
 from engine.pipeline.ports import OrderIntent
 from engine.types import Action, Side, ensure_utc
 
@@ -112,7 +112,7 @@ def journal_from_records(
         status = str(getattr(order.status, "value", order.status))
         if status == "pending":
             continue  # reconciled after the restore (see the module docstring)
-        if status == "cancelled" and (order.reason or "") == RECONCILE_CANCEL_REASON:
+        if status == "cancelled" and is_reconcile_cancel(order.reason):
             refused.append(order.client_order_id)
             continue
         replay.append(ReplayOrder(client_order_id=order.client_order_id, action=str(order.action),

@@ -355,8 +355,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, nargs="*", default=None,
                         help="open-loop offered records/s (default: the target, 3000 on SQLite, "
                              "2000 on PostgreSQL); several values measure each")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--batch-delay-ms", type=float, default=5.0)
+    from engine.config.defaults import DEFAULT_VALUES
+
+    # The engine's own defaults, so the bench measures what ``lts run`` does.
+    parser.add_argument("--batch-size", type=int, default=int(DEFAULT_VALUES["persistence_batch_size"]))
+    parser.add_argument("--batch-delay-ms", type=float,
+                        default=float(DEFAULT_VALUES["persistence_batch_delay_ms"]))
     args = parser.parse_args()
 
     import ray

@@ -85,9 +85,22 @@ class StepOutcome:
         }
 
 
-# The reason recorded on an intent that reconciliation found the broker never received.
-# Such a client order id is refused by the broker from then on (and never replayed).
-RECONCILE_CANCEL_REASON = "not received by the broker before a restart"
+# The reason recorded on a pending intent that the broker had no record of when
+# reconciliation asked after a restart: either the process died between recording the
+# intent and sending it, or the broker actor restarted and its rebuilt account never saw
+# it (an order it had queued to fill at a later bar is lost with its memory). Such a
+# client order id is refused by the broker from then on (and never replayed).
+RECONCILE_CANCEL_REASON = "cancelled by reconciliation: the broker had no record of it after a restart"
+
+# What databases written before 2026-12-04 hold for the same case ("not received" was
+# wrong for an order the dead broker had queued); ``is_reconcile_cancel`` knows both.
+LEGACY_RECONCILE_CANCEL_REASONS = frozenset({"not received by the broker before a restart"})
+
+
+def is_reconcile_cancel(reason: str | None) -> bool:
+    """Whether an order's cancel reason says reconciliation cancelled it (see above)."""
+    text = reason or ""
+    return text == RECONCILE_CANCEL_REASON or text in LEGACY_RECONCILE_CANCEL_REASONS
 
 
 def client_order_id(asset_id: Any, bar_time_ns: int, what: str) -> str:
@@ -377,4 +390,4 @@ def _error_kind(exc: BaseException, default: str) -> str:
     return "timeout" if isinstance(exc, TimeoutError) else default
 
 
-__all__: Sequence[str] = ("RECONCILE_CANCEL_REASON", "DefaultPipeline", "StepOutcome", "StepPorts", "client_order_id")
+__all__: Sequence[str] = ("RECONCILE_CANCEL_REASON", "is_reconcile_cancel", "DefaultPipeline", "StepOutcome", "StepPorts", "client_order_id")

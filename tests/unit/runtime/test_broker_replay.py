@@ -128,3 +128,19 @@ def test_journal_resumes_at_the_last_order_when_the_asset_does_not_know(backtest
     assert journal.cursor == 31
     assert [o.parameters.get("position_id") for o in journal.orders] == [None, "P1"]
     assert journal_from_records(7, [], [], data).cursor == -1 and not journal_from_records(7, [], [], data)
+
+
+def test_journal_refuses_ids_cancelled_by_reconciliation_under_either_reason(backtesting_data_dir: Path):
+    """Databases written before the reason was reworded hold the old text: those ids are
+    refused too, while an order cancelled for any other reason is replayed like the rest."""
+    data = _eurusd(backtesting_data_dir, 50)
+    orders = [
+        _record(1, "now", "open", "buy", data.time_at(5), "cancelled", reason=RECONCILE_CANCEL_REASON),
+        _record(2, "legacy", "open", "buy", data.time_at(6), "cancelled",
+                reason="not received by the broker before a restart"),
+        _record(3, "by-broker", "open", "buy", data.time_at(7), "cancelled", reason="expired"),
+    ]
+    journal = journal_from_records(7, orders, [], data)
+    assert journal.refused == ("now", "legacy")
+    assert [o.client_order_id for o in journal.orders] == ["by-broker"]
+    assert "broker had no record" in RECONCILE_CANCEL_REASON
