@@ -25,6 +25,7 @@ import numpy as np
 
 from actors.backtests import plots
 from actors.backtests.gc_threshold import raised_gc_threshold
+from actors.backtests.malloc_tuning import tune_malloc_for_backtests
 from actors.backtests.outcome import RunOutcome, RunStatus
 from actors.backtests.report import trade_log_csv_bytes
 from actors.backtests.spec import RunSpec
@@ -136,6 +137,7 @@ def execute_run(
     """Run one backtest entirely here (the single-CSV loop, no actor calls) and package
     its statistics, its trades as CSV bytes, a reduced equity curve and (optionally)
     its PNG. ``keep_trades`` also returns the ``Trade`` objects (costlier to ship)."""
+    tune_malloc_for_backtests()  # once per process, see actors.backtests.malloc_tuning
     with raised_gc_threshold():  # see actors.backtests.gc_threshold
         return _execute_run(spec, data, render_png=render_png, keep_trades=keep_trades,
                             curve_points=curve_points)
