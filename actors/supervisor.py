@@ -55,6 +55,7 @@ from ray.exceptions import RayActorError
 from actors import naming
 from actors.asset_actor import AssetActor, BurstSummary, data_key, load_asset_data
 from actors.metrics import engine_metrics, tags
+from actors.pace import PaceKeeper
 from actors.pausing import ProcessPause, node_id
 from actors.priority import run_as_singleton
 from actors.remote import make_remote
@@ -174,6 +175,9 @@ class PortfolioSupervisor:
         # More running assets than step slots: stop the processes of assets between their
         # calls (see ``actors.pausing``); only those on this supervisor's node.
         self.pausing = bool(self.settings.get("pause_waiting_assets", True))
+        # A paced simulation that falls behind its pace catches up (``actors.pace``).
+        catch_up = bool(self.settings.get("paced_catch_up", True))
+        self._pace = PaceKeeper(self._burst_size() if catch_up else 1)
         self.node_id = node_id()
         self.children: dict[int, _Child] = {}
         self.cycles = 0
@@ -329,6 +333,7 @@ class PortfolioSupervisor:
         from engine.plugins.loader import create_plugin
 
         self._reload = False
+        self._pace.reset()  # a reload starts the paced replay's clock again
         if self.restarted and self.cycles == 0 and not self.children:
             self._restart_history = await self._read_restart_history()
         self._portfolio = await self.store.portfolio(self.portfolio_id)
@@ -362,11 +367,15 @@ class PortfolioSupervisor:
 
     async def _cycle(self) -> None:
         """Paced: one step for every running asset that is not still busy, then wait for
-        all of them (a step past ``step_timeout_s`` is recorded and left to finish)."""
+        all of them (a step past ``step_timeout_s`` is recorded and left to finish). In a
+        simulation, an asset behind the pace steps the bars it owes in that one call
+        (``actors.pace``)."""
         allocation = self._allocation()
         tick = time.perf_counter()
-        steps = [self._step(child, allocation.get(child.asset_id), tick=tick) for child in self.children.values()
-                 if child.state == "running" and child.inflight is None]
+        due = self._pace.ticks_due(time.monotonic(), self._latency())
+        steps = [self._step(child, allocation.get(child.asset_id), tick=tick, paced=True,
+                            burst=self._pace.bars_for(child.asset_id, child.handle, due))
+                 for child in self.children.values() if child.state == "running" and child.inflight is None]
         if steps:
             self.cycles += 1
             await asyncio.gather(*steps)
@@ -424,16 +433,17 @@ class PortfolioSupervisor:
             child.pause = None
 
     async def _step(self, child: _Child, capital: Decimal | None, burst: int = 1,
-                    tick: float | None = None) -> asyncio.Future[Any] | None:
+                    tick: float | None = None, paced: bool = False) -> asyncio.Future[Any] | None:
         """Dispatch one step (``burst`` > 1: a call of up to that many bars, see
         ``AssetActor.steps``) in a slot and handle its answer. ``tick``: the paced cycle's
-        start (``perf_counter``). Returns the call's future when it timed out (still
-        running; handled when it ends), else ``None``."""
+        start (``perf_counter``); ``paced``: a paced cycle's call, whose bars are counted
+        towards the pace. Returns the call's future when it timed out (still running;
+        handled when it ends), else ``None``."""
         handle = child.handle
         async with self._step_slots or contextlib.nullcontext():
             if self._stop.is_set() or child.state != "running" or child.handle is not handle:
                 return None
-            if burst > 1 and self._latency() > 0:
+            if burst > 1 and not paced and self._latency() > 0:
                 # The portfolio switched to a paced heartbeat while this free-running driver
                 # waited for a slot: its call would hold the slot (up to the call budget)
                 # ahead of the first paced cycle, a hundred drivers for seconds.
@@ -460,22 +470,26 @@ class PortfolioSupervisor:
             done, _ = await asyncio.wait({future}, timeout=self.timeout_s)
         if not done:
             child.timed_out = True
+            if paced:
+                self._pace.stepped(child.asset_id, burst)  # not asked for again meanwhile
             await self._failed(child, "timeout", f"step took longer than step_timeout_s={self.timeout_s:g}")
             future.add_done_callback(
                 lambda f: asyncio.ensure_future(self._settle(child, handle, f, sent, burst > 1, tick)))
             return future
-        await self._settle(child, handle, future, sent, burst > 1, tick)
+        bars = await self._settle(child, handle, future, sent, burst > 1, tick)
+        if paced:
+            self._pace.stepped(child.asset_id, bars)
         if pausing:
             self._pause_while_waiting(child, handle)
         return None
 
     async def _settle(self, child: _Child, handle: Any, future: asyncio.Future[Any], sent: float,
-                      burst: bool = False, tick: float | None = None) -> None:
-        """Count one call's answer (or failure) into the statistics."""
+                      burst: bool = False, tick: float | None = None) -> int:
+        """Count one call's answer (or failure) into the statistics; the bars it stepped."""
         if child.inflight is future:
             child.inflight = None
         if future.cancelled():
-            return
+            return 0
         now = time.perf_counter()
         took_ms = (now - sent) * 1000.0
         if tick is not None:
@@ -488,9 +502,9 @@ class PortfolioSupervisor:
                     # The watch task restarts it. (Once it gave up, the reason it gave stays:
                     # a step failing with the dead actor may settle after that.)
                     child.last_error = "actor died"
-                return
+                return 0
             await self._failed(child, "error", f"{type(exc).__name__}: {exc}")
-            return
+            return 0
         summary = future.result()
         if burst:
             self._call_latencies.append(took_ms)
@@ -501,6 +515,7 @@ class PortfolioSupervisor:
             one.add({**summary, "took_ms": took_ms})
             summary = one.as_dict()
         await self._count_steps(child, handle, summary)
+        return int(summary.get("bars", 0))
 
     async def _count_steps(self, child: _Child, handle: Any, summary: dict[str, Any]) -> None:
         """Count a call's steps (``AssetActor.steps``' summary, or one step's) into the

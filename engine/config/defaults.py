@@ -75,6 +75,12 @@ DEFAULT_VALUES: dict[str, Any] = {
     # call), on the supervisor's node. An idle Ray worker wakes every 10 ms and a hundred of
     # them took a third of a 2-core machine. See actors.pausing.
     "pause_waiting_assets": True,
+    # Actor runtime, a paced simulation (latency > 0 replaying a CSV): when a cycle takes
+    # longer than the latency, the next one steps each late asset through the bars it owes
+    # (up to simulation_bars_per_call, in one call), so the replay keeps one bar per
+    # latency whenever the machine can. false: one bar per cycle however late. Live
+    # portfolios always step once per cycle. See actors.pace.
+    "paced_catch_up": True,
 }
 
 PLUGIN_KEYS: tuple[str, ...] = (

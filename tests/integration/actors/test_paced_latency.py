@@ -24,7 +24,8 @@ def test_paced_cycles_count_the_slot_wait_from_the_tick(ray_session, sqlite_stor
         {"symbol": f"A{i}", "strategy_plugin": "sma_cross", "strategy_config": {"fast": 5, "slow": 20},
          "broker_plugin": "default_broker", "data_source": {"path": data.name}} for i in range(3)
     ], latency=0.05)
-    config = engine_config(sqlite_db_url, tmp_path, max_steps_in_flight=1)
+    # One call per bar (a late cycle would otherwise catch up with multi-bar calls).
+    config = engine_config(sqlite_db_url, tmp_path, max_steps_in_flight=1, paced_catch_up=False)
     with running_engine(config) as runtime:
         supervisor = runtime.supervisors[portfolio_id]
         ray.get(supervisor.take_latencies.remote(), timeout=30)  # drop the start-up cycles
