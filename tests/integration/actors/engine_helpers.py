@@ -89,3 +89,20 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, interval_s: float =
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def assert_trades_equal_backtest(store: Any, asset_id: int, csv_path: Path, strategy: str,
+                                 params: dict[str, Any], min_trades: int = 5) -> None:
+    """The asset's positions in the database are the single-CSV backtest's trades over the
+    same file: same count, open and close times, and realized P&L to the cent's 1e-8."""
+    from engine.backtest.runner import run_backtest
+    from engine.data.csv_loader import load_csv
+    from persistence.records import PageRequest
+
+    positions = sorted(store.list_positions(asset_id=asset_id, page=PageRequest(limit=500)).items,
+                       key=lambda p: p.opened_at)
+    expected = run_backtest(load_csv(csv_path, symbol="X"), strategy, params).trades
+    assert len(positions) == len(expected) > min_trades
+    for position, trade in zip(positions, expected, strict=True):
+        assert (position.opened_at, position.closed_at) == (trade.entry_time, trade.exit_time)
+        assert position.realized_pnl == Decimal(repr(trade.pnl)).quantize(Decimal("1e-8"))

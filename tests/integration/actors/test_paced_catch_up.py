@@ -6,25 +6,25 @@ recorded as alone, so the trades still equal the single-CSV backtest's; with
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import ray
 
-from engine.backtest.runner import run_backtest
-from engine.data.csv_loader import load_csv
-from tests.integration.actors.engine_helpers import engine_config, running_engine, seed_portfolio, wait_for, write_ohlc_csv
+from tests.integration.actors.engine_helpers import (
+    assert_trades_equal_backtest,
+    engine_config,
+    running_engine,
+    seed_portfolio,
+    wait_for,
+    write_ohlc_csv,
+)
 
 pytestmark = pytest.mark.ray
 
 SMA = {"fast": 10, "slow": 30, "quantity": 10000.0}
 PACE_S = 0.002  # 500 bars/s per asset: one call per bar and asset cannot keep that pace
-
-
-def q8(value: Any) -> Decimal:
-    return Decimal(repr(value)).quantize(Decimal("1e-8"))
 
 
 def _portfolio(store: Any, files: list[Path], prefix: str) -> tuple[int, list[int]]:
@@ -36,8 +36,6 @@ def _portfolio(store: Any, files: list[Path], prefix: str) -> tuple[int, list[in
 
 def test_a_late_paced_simulation_catches_up_and_trades_as_the_backtest(
         ray_session, sqlite_store, sqlite_db_url, tmp_path: Path, backtesting_data_dir: Path):
-    from persistence.records import PageRequest
-
     eur = backtesting_data_dir / "EURUSD.csv"
     files = [write_ohlc_csv(eur, tmp_path / f"c{i}.csv", slice(i * 900, i * 900 + 900)) for i in range(3)]
     portfolio_id, asset_ids = _portfolio(sqlite_store, files, "C")
@@ -62,13 +60,7 @@ def test_a_late_paced_simulation_catches_up_and_trades_as_the_backtest(
     assert status["cycles"] < window["steps_total"] / 3 / 1.5
     # Each bar still stepped and recorded as alone: the trades are the backtest's.
     for asset_id, path in zip(asset_ids, files, strict=True):
-        positions = sorted(sqlite_store.list_positions(asset_id=asset_id, page=PageRequest(limit=500)).items,
-                           key=lambda p: p.opened_at)
-        expected = run_backtest(load_csv(path, symbol="X"), "sma_cross", SMA).trades
-        assert len(positions) == len(expected) > 5
-        for position, trade in zip(positions, expected, strict=True):
-            assert (position.opened_at, position.closed_at) == (trade.entry_time, trade.exit_time)
-            assert position.realized_pnl == q8(trade.pnl)
+        assert_trades_equal_backtest(sqlite_store, asset_id, path, "sma_cross", SMA)
 
 
 def test_without_catch_up_every_cycle_steps_one_bar(ray_session, sqlite_store, sqlite_db_url, tmp_path: Path,

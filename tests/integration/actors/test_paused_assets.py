@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,10 @@ import ray
 
 from actors import naming
 from actors.pausing import pausing_supported
-from engine.backtest.runner import run_backtest
-from engine.data.csv_loader import load_csv
 from tests.fixtures.processes import process_state as proc_state
 from tests.integration.actors.engine_helpers import (
     all_orders,
+    assert_trades_equal_backtest,
     engine_config,
     running_engine,
     seed_portfolio,
@@ -40,10 +38,6 @@ SMA = {"fast": 10, "slow": 30, "quantity": 10000.0}
 ASSETS = 5
 
 
-def q8(value: Any) -> Decimal:
-    return Decimal(repr(value)).quantize(Decimal("1e-8"))
-
-
 def specs(files: list[Path], prefix: str) -> list[dict[str, Any]]:
     return [{"symbol": f"{prefix}{i}", "strategy_plugin": "sma_cross", "strategy_config": dict(SMA),
              "broker_plugin": "backtrader_simulation_broker", "data_source": {"path": path.name}}
@@ -52,8 +46,6 @@ def specs(files: list[Path], prefix: str) -> list[dict[str, Any]]:
 
 def test_waiting_assets_are_paused_and_trade_as_unpaused(ray_session, sqlite_store, sqlite_db_url, tmp_path: Path,
                                                          backtesting_data_dir: Path):
-    from persistence.records import PageRequest
-
     eur = backtesting_data_dir / "EURUSD.csv"
     files = [write_ohlc_csv(eur, tmp_path / f"f{i}.csv", slice(i * 700, i * 700 + 700)) for i in range(ASSETS)]
     long_files = [write_ohlc_csv(eur, tmp_path / f"long{i}.csv", slice(0, 4000)) for i in range(ASSETS)]
@@ -114,10 +106,4 @@ def test_waiting_assets_are_paused_and_trade_as_unpaused(ray_session, sqlite_sto
         assert not [o for o in orders if o.status.value == "pending"]
         if asset_id == victim["asset_id"]:
             continue
-        positions = sorted(sqlite_store.list_positions(asset_id=asset_id, page=PageRequest(limit=500)).items,
-                           key=lambda p: p.opened_at)
-        expected = run_backtest(load_csv(path, symbol="X"), "sma_cross", SMA).trades
-        assert len(positions) == len(expected) > 5
-        for position, trade in zip(positions, expected, strict=True):
-            assert (position.opened_at, position.closed_at) == (trade.entry_time, trade.exit_time)
-            assert position.realized_pnl == q8(trade.pnl)
+        assert_trades_equal_backtest(sqlite_store, asset_id, path, "sma_cross", SMA)
