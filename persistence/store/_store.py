@@ -8,14 +8,14 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine.errors import DomainError, LTSError
 from persistence.database import make_engine, make_read_session_factory, make_write_session_factory
 from persistence.models import AuditLog
-from persistence.store._lookup import KEYS, keyed
+from persistence.store._raw import RawLookup
 from persistence.store._trade_batch import TradeBatch, _Planned
 from persistence.store._unit import WRITE_OPS, _Batch
 from persistence.store.portfolios import PortfolioOps
@@ -27,7 +27,8 @@ from persistence.store.writes import WriteOutcome, WriteRequest
 
 logger = logging.getLogger(__name__)
 
-_REQUEST_IDS = select(AuditLog.request_id)  # which of a batch's request ids are applied already
+# Which of a batch's request ids are applied already (on the raw cursor, see ``_raw``).
+_APPLIED_REQUEST_IDS = RawLookup(AuditLog.__table__, "request_id", ["request_id"])
 
 __all__ = ["Store", "WriteOutcome", "WriteRequest", "WRITE_OPS"]
 
@@ -89,11 +90,7 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
             request_ids = [w.ctx.request_id for w in writes if w.ctx.request_id is not None]
             present: set[str] = set()
             if request_ids:
-                present = set(
-                    session.scalars(
-                        keyed(session, _REQUEST_IDS, AuditLog.request_id), {KEYS: request_ids}
-                    ).all()
-                )
+                present = {row[0] for row in _APPLIED_REQUEST_IDS.rows(session.connection(), request_ids)}
             batch = self._local.batch = _Batch(session, set(request_ids) - present, savepoints)
             try:
                 self.prefetch_order_ids(session, _intent_ids(writes))

@@ -22,6 +22,12 @@ reversal closes): the close intent checks its position (loaded with one SELECT f
 the positions the batch names), and ``close_position`` becomes one executemany UPDATE
 of the positions it closes.
 
+The batch's statements run on the raw DB-API cursor of the session's connection
+(``persistence.store._raw``: compiled once per database with SQLAlchemy's own type
+conversions, errors raised as SQLAlchemy raises them), except the two that load full
+rows of earlier orders and positions, whose values need the column types' result
+conversions.
+
 It only *accepts* the simple, common case and declines everything else (a resend, an
 order the ORM path touched in this batch, any check that fails, keyword
 arguments...). A declined write goes through the ORM path after ``flush()``, so the
@@ -53,14 +59,12 @@ from persistence.records import (
     PositionRecord,
 )
 from persistence.store._lookup import KEYS, keyed
+from persistence.store._raw import RawLookup, RawStatement, raw_insert
 from persistence.store._unit import _Batch, may_touch
 from persistence.store.writes import WriteOutcome, WriteRequest
 
 _ORDERS = Order.__table__
 _POSITIONS = Position.__table__
-# Ids come back in the order of the parameter sets (SQLAlchemy "insertmanyvalues").
-_INSERT_ORDERS = insert(_ORDERS).returning(_ORDERS.c.id, sort_by_parameter_order=True)
-_INSERT_POSITIONS = insert(_POSITIONS).returning(_POSITIONS.c.id, sort_by_parameter_order=True)
 _LINK_POSITIONS = (
     update(_ORDERS)
     .where(_ORDERS.c.id == bindparam("order_key"))
@@ -99,11 +103,15 @@ _CLOSE_POSITIONS = (
         updated_at=bindparam("new_updated_at"),
     )
 )
+# The writes above on the raw DB-API cursor (``persistence.store._raw``).
+_RAW_UPDATE_EXISTING_ORDERS = RawStatement(_UPDATE_EXISTING_ORDERS)
+_RAW_LINK_POSITIONS = RawStatement(_LINK_POSITIONS)
+_RAW_CLOSE_POSITIONS = RawStatement(_CLOSE_POSITIONS)
 _POSITIONS_BY_ID = select(_POSITIONS)
 _ORDERS_BY_CLIENT_ID = select(_ORDERS)
-_OPENED_FROM = select(_POSITIONS.c.opening_order_id)
-_ASSETS_BY_ID = select(Asset.id, Asset.portfolio_id, Asset.symbol)
-_OWNERS_BY_ID = select(Portfolio.id, Portfolio.owner_id)
+_OPENED_FROM = RawLookup(_POSITIONS, "opening_order_id", ["opening_order_id"])
+_ASSETS_BY_ID = RawLookup(Asset.__table__, "id", ["id", "portfolio_id", "symbol"])
+_OWNERS_BY_ID = RawLookup(Portfolio.__table__, "id", ["id", "owner_id"])
 
 FAST_OPS = frozenset({"record_order_intent", "mark_order_open", "mark_order_filled", "open_position",
                       "close_position"})
@@ -238,14 +246,10 @@ class TradeBatch:
         return self._owners.get(portfolio_id)
 
     def _load(self, asset_ids: set[int], portfolio_ids: set[int]) -> None:
-        if asset_ids:
-            for key, portfolio_id, symbol in self.session.execute(
-                keyed(self.session, _ASSETS_BY_ID, Asset.id), {KEYS: list(asset_ids)}
-            ):
-                self._assets[key] = (portfolio_id, symbol)
-        for key, owner_id in self.session.execute(
-            keyed(self.session, _OWNERS_BY_ID, Portfolio.id), {KEYS: list(portfolio_ids)}
-        ):
+        connection = self.session.connection()
+        for key, portfolio_id, symbol in _ASSETS_BY_ID.rows(connection, sorted(asset_ids)):
+            self._assets[key] = (portfolio_id, symbol)
+        for key, owner_id in _OWNERS_BY_ID.rows(connection, sorted(portfolio_ids)):
             self._owners[key] = owner_id
 
     def _order(self, client_order_id: str) -> _NewOrder | None:
@@ -270,9 +274,7 @@ class TradeBatch:
             return
         rows = [dict(r._mapping) for r in self.session.execute(
             keyed(self.session, _ORDERS_BY_CLIENT_ID, _ORDERS.c.client_order_id), {KEYS: wanted})]
-        opened_from = set(self.session.scalars(
-            keyed(self.session, _OPENED_FROM, _POSITIONS.c.opening_order_id), {KEYS: [r["id"] for r in rows]}
-        ).all()) if rows else set()
+        opened_from = {row[0] for row in _OPENED_FROM.rows(self.session.connection(), [r["id"] for r in rows])}
         for row in rows:
             if row["id"] in opened_from or (row["position_id"] is not None and row["action"] != "close"):
                 continue  # a position exists: the ORM path answers (idempotent replay)
@@ -520,15 +522,16 @@ class TradeBatch:
         order and complete each taken write's outcome. A database error propagates."""
         if not self.planned:
             return
+        connection = self.session.connection()
         orders = list(self.orders.values())
         if orders:
             rows = [order.row for order in orders]
-            ids = self.session.execute(_INSERT_ORDERS, rows).scalars().all()
+            ids = raw_insert(_ORDERS, list(rows[0]), returning_id=True).insert_returning(connection, rows)
             for row, key in zip(rows, ids, strict=True):
                 row["id"] = key
         moved = [o for o in (self._existing or {}).values() if o.changed]
         if moved:
-            self.session.execute(_UPDATE_EXISTING_ORDERS, [
+            _RAW_UPDATE_EXISTING_ORDERS.execute_many(connection, [
                 {"order_key": o.row["id"], "new_status": o.row["status"],
                  "new_filled_quantity": o.row["filled_quantity"],
                  "new_broker_order_id": o.row["broker_order_id"],
@@ -545,7 +548,7 @@ class TradeBatch:
                 if position.order is not None:
                     position.row["opening_order_id"] = position.order.row["id"]
                 rows.append(position.row)
-            ids = self.session.execute(_INSERT_POSITIONS, rows).scalars().all()
+            ids = raw_insert(_POSITIONS, list(rows[0]), returning_id=True).insert_returning(connection, rows)
             for row, key in zip(rows, ids, strict=True):
                 row["id"] = key
             links = [
@@ -555,10 +558,10 @@ class TradeBatch:
                 if p.order is not None
             ]
             if links:
-                self.session.execute(_LINK_POSITIONS, links)
+                _RAW_LINK_POSITIONS.execute_many(connection, links)
         closed = self.closed
         if closed:
-            self.session.execute(_CLOSE_POSITIONS, [
+            _RAW_CLOSE_POSITIONS.execute_many(connection, [
                 {"position_key": row["id"], "new_is_open": False, "new_close_price": row["close_price"],
                  "new_current_price": row["current_price"], "new_realized_pnl": row["realized_pnl"],
                  "new_unrealized_pnl": row["unrealized_pnl"], "new_commission": row["commission"],

@@ -28,6 +28,7 @@ from engine.errors import DomainError, NotFound
 from engine.types import utcnow
 from persistence.models import AuditLog, Portfolio
 from persistence.records import AuditContext, AuditRecord
+from persistence.store._raw import insert_rows
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +212,8 @@ class UnitOfWork:
     def _insert_deferred_audits(self, batch: _Batch) -> None:
         """Insert the audit rows an optimistic pass deferred (one executemany)."""
         if batch.pending_audits:
-            batch.session.execute(_AUDIT_TABLE.insert(), batch.pending_audits)
+            # On the raw cursor (``persistence.store._raw``), in write order.
+            insert_rows(batch.session.connection(), _AUDIT_TABLE, batch.pending_audits)
             batch.pending_audits = []
 
     # ------------------------------------------------------------------ shared checks
