@@ -81,16 +81,29 @@ class RawStatement:
 
     def insert_returning(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
         """Run an ``INSERT ... RETURNING <one column>`` once per row; the returned values,
-        in the rows' order."""
+        in the rows' order.
+
+        On PostgreSQL several rows go in one pipelined ``executemany`` that keeps each
+        row's result (psycopg's ``returning=True``): a round trip per row would cost a
+        large batch more than SQLAlchemy's multi-row insert did. SQLite runs in process,
+        where a statement per row is cheap."""
         dialect = connection.dialect
         sql = self._for(dialect)[0]
-        out: list[Any] = []
-        for row in rows:
-            params = self._parameters(dialect, row)
-            with _cursor(connection, sql, params) as cursor:
-                cursor.execute(sql, params)
+        params = [self._parameters(dialect, row) for row in rows]
+        if not params:
+            return []
+        with _cursor(connection, sql, params) as cursor:
+            if len(params) > 1 and dialect.name == "postgresql":
+                cursor.executemany(sql, params, returning=True)
+                out = [cursor.fetchone()[0]]
+                while cursor.nextset():
+                    out.append(cursor.fetchone()[0])
+                return out
+            out = []
+            for one in params:
+                cursor.execute(sql, one)
                 out.append(cursor.fetchone()[0])
-        return out
+            return out
 
 
 class _cursor:  # noqa: N801 - used as a context manager, like ``open``

@@ -110,3 +110,16 @@ def test_a_refused_raw_write_raises_like_core_and_rolls_back(store: Store) -> No
         raw_insert(ORDERS, list(row), returning_id=True).insert_returning(conn, [row])
     with store.engine.connect() as conn:  # the pool hands out a usable connection again
         assert conn.execute(select(Order.id).where(Order.client_order_id == coid)).all()
+
+
+def test_several_rows_get_their_own_ids_in_order(store: Store) -> None:
+    """PostgreSQL inserts several rows in one pipelined ``executemany``; each row's id
+    must still come back in the rows' order."""
+    world = make_world(store)
+    when = datetime(2024, 3, 5, tzinfo=timezone.utc)
+    coids = [world.unique(f"multi{i}") for i in range(5)]
+    rows = [_order_row(world, coid, when) for coid in coids]
+    with store.engine.begin() as conn:
+        ids = raw_insert(ORDERS, list(rows[0]), returning_id=True).insert_returning(conn, rows)
+    assert len(set(ids)) == 5
+    assert [store.get_order(key).client_order_id for key in ids] == coids
