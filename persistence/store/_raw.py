@@ -93,7 +93,7 @@ class RawStatement:
         if not params:
             return []
         with _cursor(connection, sql, params) as cursor:
-            if len(params) > 1 and dialect.name == "postgresql":
+            if len(params) > 1 and dialect.driver == "psycopg":
                 cursor.executemany(sql, params, returning=True)
                 out = [cursor.fetchone()[0]]
                 while cursor.nextset():
@@ -133,6 +133,7 @@ class _cursor:  # noqa: N801 - used as a context manager, like ``open``
         if gone:
             self.connection.invalidate(error)
         raise DBAPIError.instance(self.sql, self.params, error, dialect.loaded_dbapi.Error,
+                                  hide_parameters=self.connection.engine.hide_parameters,
                                   connection_invalidated=gone, dialect=dialect) from error
 
 
