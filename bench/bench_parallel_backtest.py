@@ -16,6 +16,9 @@
 (f) the issue's own reference, measured in the same run: 16 CPU-bound pure-Python Ray
     tasks (no data, no result) of about one backtest's length each, sequential vs on the
     same cores. What two vCPUs give to work with no I/O, no data and no Ray object store.
+    It runs in every repetition of (a), right after it, so both see the same machine (this
+    VM's speed drifts by tens of percent within minutes); the median of the repetitions'
+    (a)/(f) ratios compares them phase for phase.
 (e) this machine's own ceiling for (a): the same runs on the same cores without Ray, in a
     plain ``multiprocessing`` pool (each process parses a file the first time one of its
     runs needs it). Two vCPUs of a VM that share a host core do not give 2x; the pool
@@ -220,14 +223,17 @@ def _spin(loops: int) -> int:
     return total
 
 
-def cpu_bound_reference(tasks: int, seconds_each: float) -> tuple[float, float]:
-    """(f): ``tasks`` CPU-bound tasks of ``seconds_each``, sequentially (in a thread at the
-    workers' niceness, like the reference of (a)) and as Ray tasks; both times."""
-    import ray
-
+def calibrate_spin(seconds_each: float) -> int:
+    """Loops of ``_spin`` that take about ``seconds_each`` on this machine now."""
     start = time.perf_counter()
     _spin(200_000)
-    loops = max(1, int(200_000 * seconds_each / max(time.perf_counter() - start, 1e-6)))
+    return max(1, int(200_000 * seconds_each / max(time.perf_counter() - start, 1e-6)))
+
+
+def cpu_bound_reference(tasks: int, loops: int) -> tuple[float, float]:
+    """(f): ``tasks`` CPU-bound tasks of ``loops`` spins each, sequentially (in a thread at
+    the workers' niceness, like the reference of (a)) and as Ray tasks; both times."""
+    import ray
 
     def sequential() -> float:
         began = time.perf_counter()
@@ -328,9 +334,15 @@ def main() -> int:
             pool = multiprocessing.get_context("spawn").Pool(cores, initializer=_pool_init)
             run_pool(pool, warm)
 
+            # (f)'s tasks are as long as one run of (a): one untimed sequential pass
+            # measures that (and warms this process's caches like the others).
+            first, _ = run_sequential(plan)
+            spin_loops = calibrate_spin(first / max(runs, 1))
+
             # Interleaved repetitions, best of each: on a shared machine the load drifts,
-            # and the minimum is the figure least disturbed by other processes.
-            seq_times, ray_times, reload_times, pool_times = [], [], [], []
+            # and the minimum is the figure least disturbed by other processes. (f) runs
+            # in every repetition too, so (a) and its reference see the same machine.
+            seq_times, ray_times, reload_times, pool_times, spins = [], [], [], [], []
             for _ in range(args.reps):
                 t, ok = run_sequential(plan)
                 assert ok == runs, f"sequential: {ok} of {runs} runs succeeded"
@@ -342,6 +354,7 @@ def main() -> int:
                     t, ok = run_pool(pool, plan)
                     assert ok == runs, f"process pool: {ok} of {runs} runs succeeded"
                     pool_times.append(t)
+                spins.append(cpu_bound_reference(runs, spin_loops))
                 if not args.skip_reload:
                     t, ok = run_ray_reloading(plan)
                     assert ok == runs, f"Ray, re-reading: {ok} of {runs} runs succeeded"
@@ -374,16 +387,18 @@ def main() -> int:
                   f"Ray {best_ray:.2f} s, parallel efficiency {best_seq / (cores * best_ray) * 100:.1f}% "
                   f"from the best times, {pair * 100:.1f}% median of {args.reps} pairs")
 
-            # (f) with tasks as long as one backtest of (a), as many as (a) has.
-            each = min(seq_times) / max(runs, 1)
-            spins = [cpu_bound_reference(runs, each) for _ in range(args.reps)]
             spin_seq, spin_ray = min(a for a, _ in spins), min(b for _, b in spins)
             spin_eff = spin_seq / (cores * spin_ray)
             spin_pair = statistics.median(a / (cores * b) for a, b in spins)
-            print(f"(f) {runs} CPU-bound pure-Python Ray tasks of {each * 1e3:.0f} ms (no data): sequential "
-                  f"{spin_seq:.2f} s, Ray {spin_ray:.2f} s, parallel efficiency {spin_eff * 100:.1f}% from the "
-                  f"best times, {spin_pair * 100:.1f}% median of {args.reps} pairs: what these cores give today; "
-                  f"(a) reaches {efficiency / spin_eff * 100:.1f}% of it")
+            # Per repetition: (a)'s efficiency over (f)'s, both measured within seconds.
+            relative = statistics.median(
+                (s_a / (cores * r_a)) / (s_f / (cores * r_f))
+                for s_a, r_a, (s_f, r_f) in zip(seq_times, ray_times, spins))
+            print(f"(f) {runs} CPU-bound pure-Python Ray tasks of {spin_seq / runs * 1e3:.0f} ms (no data), "
+                  f"in the same repetitions: sequential {spin_seq:.2f} s, Ray {spin_ray:.2f} s, parallel "
+                  f"efficiency {spin_eff * 100:.1f}% from the best times, {spin_pair * 100:.1f}% median of "
+                  f"{args.reps} pairs: what these cores give today; (a) reaches {efficiency / spin_eff * 100:.1f}% "
+                  f"of it from the best times, {relative * 100:.1f}% as the median of the repetitions' ratios")
 
             direct, through_ray = task_overhead(small, args.overhead_reps)
             print(f"(b) 1,000-bar backtest direct: {direct * 1e3:7.2f} ms, through a Ray task: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Engine, inspect
 
 import persistence.models  # noqa: F401 - registers every table on Base.metadata
@@ -21,3 +23,10 @@ def missing_tables(engine: Engine) -> list[str]:
     """Tables the models define that the database lacks (empty when the schema is there)."""
     present = set(inspect(engine).get_table_names())
     return sorted(set(Base.metadata.tables) - present)
+
+
+def make_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite database file (``sqlite:///dir/lts.db``) so that a
+    first run on a fresh machine can create the file; other URLs are left alone."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -65,23 +65,27 @@ class StoreRecorder:
     def from_config(cls, config: Mapping[str, Any]) -> "StoreRecorder":
         """A recorder on the configured database, acting as the system (the CLI user).
 
-        Refuses, before anything runs, a database without the backtest tables."""
+        A database without the schema gets it first (as ``lts run`` does), so a first
+        ``lts backtest`` on a fresh machine records into the default SQLite file; an
+        unreachable database is refused, in one line, before anything runs."""
         from persistence.records import AuditContext
-        from persistence.schema import missing_tables
+        from persistence.schema import create_schema, make_sqlite_folder, missing_tables
         from persistence.store import Store
 
-        url = config["database_url"]
-        store = Store.from_url(url)
+        url = str(config["database_url"])
+        store: Store | None = None
         try:
-            missing = [t for t in missing_tables(store.engine) if t.startswith("backtest")]
-        except Exception as exc:  # unreachable server, bad URL: one clear line
-            store.close()
+            make_sqlite_folder(url)
+            store = Store.from_url(url)
+            missing = missing_tables(store.engine)
+            if missing:
+                create_schema(store.engine)
+                logger.info("created the database schema at %s (%d tables)", url, len(missing))
+        except Exception as exc:  # unreachable server, bad URL, unwritable folder: one line
+            if store is not None:
+                store.close()
             raise ConfigError(f"database_url {url!r}: cannot open the database ({exc}); "
                               "fix it or pass --no_db") from exc
-        if missing:
-            store.close()
-            raise ConfigError(f"database_url {url!r} has no {', '.join(missing)} table(s): "
-                              "run `lts db init` first, or pass --no_db")
         return cls(store, AuditContext.system(), owns_store=True)
 
     def write_ctx(self) -> Any:

@@ -23,7 +23,6 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from engine.config import LTSConfig
@@ -42,12 +41,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def prepare_database(config: LTSConfig | dict[str, Any], seed_demo: bool) -> int | None:
     """Create the schema if tables are missing; seed the demo portfolio on an empty DB."""
-    from persistence.schema import create_schema, missing_tables
+    from persistence.schema import create_schema, make_sqlite_folder, missing_tables
     from persistence.store import Store
 
     url = str(config["database_url"])
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    make_sqlite_folder(url)
     store = Store.from_url(url)
     try:
         if missing_tables(store.engine):

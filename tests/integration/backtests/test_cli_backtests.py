@@ -222,13 +222,41 @@ def test_batch_is_recorded_in_the_database(
         store.close()
 
 
-def test_database_without_tables_is_refused_before_running(
+def test_database_without_tables_gets_the_schema_and_the_batch(
     ray_session: Any, backtest_data: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    """A first ``lts backtest`` on a fresh machine: the SQLite file (in a folder that does
+    not exist yet) is created with the schema, and the batch is recorded in it."""
+    from persistence.schema import missing_tables
+    from persistence.store import Store
+
+    db_file = tmp_path / "new" / "lts.db"
+    url = f"sqlite:///{db_file}"
+    code = main(["backtest", str(backtest_data[0]), "--strategy", "sma_cross", "--grid", "fast=5,10",
+                 "--out", str(tmp_path / "out"), "--database_url", url, "--no_plots"])
+    assert code == 0, capsys.readouterr().err
+    store = Store.from_url(url)
+    try:
+        assert missing_tables(store.engine) == []
+        [run] = store.list_backtest_runs().items
+        assert run.status == "completed" and run.total_jobs == run.completed_jobs == 2
+        assert len(store.list_backtest_results(run.id)) == 2
+    finally:
+        store.close()
+
+
+def test_unreachable_database_is_refused_before_running(
+    backtest_data: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database that cannot be opened stops the command in one line, before Ray starts
+    or the output folder is made."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    url = f"sqlite:///{blocker / 'lts.db'}"  # its folder is a file: cannot be created
     code = main(["backtest", str(backtest_data[0]), "--strategy", "sma_cross",
                  "--out", str(tmp_path / "out"), "--database_url", url])
     err = capsys.readouterr().err
     assert code == 2
-    assert "has no backtest_results, backtest_runs table(s): run `lts db init` first" in err
+    assert f"database_url {url!r}: cannot open the database" in err and "--no_db" in err
+    assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
