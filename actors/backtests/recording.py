@@ -84,7 +84,7 @@ class StoreRecorder:
         except Exception as exc:  # unreachable server, bad URL, unwritable folder: one line
             if store is not None:
                 store.close()
-            raise ConfigError(f"database_url {url!r}: cannot open the database ({exc}); "
+            raise ConfigError(f"database_url {url!r}: cannot open the database or create its tables ({exc}); "
                               "fix it or pass --no_db") from exc
         return cls(store, AuditContext.system(), owns_store=True)
 
