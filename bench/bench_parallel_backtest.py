@@ -397,8 +397,9 @@ def main() -> int:
             print(f"(f) {runs} CPU-bound pure-Python Ray tasks of {spin_seq / runs * 1e3:.0f} ms (no data), "
                   f"in the same repetitions: sequential {spin_seq:.2f} s, Ray {spin_ray:.2f} s, parallel "
                   f"efficiency {spin_eff * 100:.1f}% from the best times, {spin_pair * 100:.1f}% median of "
-                  f"{args.reps} pairs: what these cores give today; (a) reaches {efficiency / spin_eff * 100:.1f}% "
-                  f"of it from the best times, {relative * 100:.1f}% as the median of the repetitions' ratios")
+                  f"{args.reps} pairs: what these cores give today; (a) reaches "
+                  f"{efficiency / spin_eff * 100:.1f}% of it from the best times, "
+                  f"{relative * 100:.1f}% as the median of the repetitions' ratios")
 
             direct, through_ray = task_overhead(small, args.overhead_reps)
             print(f"(b) 1,000-bar backtest direct: {direct * 1e3:7.2f} ms, through a Ray task: "
