@@ -19,6 +19,10 @@
     It runs in every repetition of (a), right after it, so both see the same machine (this
     VM's speed drifts by tens of percent within minutes); the median of the repetitions'
     (a)/(f) ratios compares them phase for phase.
+(g) (f) without Ray: the same spins in the plain process pool of (e), in the same
+    repetitions. On this VM two plain processes of pure Python gave 73-78% in one quarter
+    of an hour and 97-99% in the next (2026-12-04), so a single figure of (a) says little
+    without (f) and (g) beside it.
 (e) this machine's own ceiling for (a): the same runs on the same cores without Ray, in a
     plain ``multiprocessing`` pool (each process parses a file the first time one of its
     runs needs it). Two vCPUs of a VM that share a host core do not give 2x; the pool
@@ -249,6 +253,23 @@ def cpu_bound_reference(tasks: int, loops: int) -> tuple[float, float]:
     return seq, time.perf_counter() - began
 
 
+def plain_cpu_reference(pool, tasks: int, loops: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(g): (f) without Ray: the same spins sequentially (in a thread at the workers'
+    niceness) and in the plain process pool of (e); both times. What the VM's cores give
+    two plain processes right now, with nothing of LTS or Ray involved."""
+
+    def sequential() -> float:
+        began = time.perf_counter()
+        for _ in range(tasks):
+            _spin(loops)
+        return time.perf_counter() - began
+
+    seq = at_worker_niceness(sequential)
+    began = time.perf_counter()
+    pool.map(_spin, [loops] * tasks, chunksize=1)
+    return seq, time.perf_counter() - began
+
+
 def task_overhead(path: Path, reps: int) -> tuple[float, float]:
     """Mean seconds of a 1,000-bar backtest called directly and through a Ray task."""
     import ray
@@ -342,7 +363,7 @@ def main() -> int:
             # Interleaved repetitions, best of each: on a shared machine the load drifts,
             # and the minimum is the figure least disturbed by other processes. (f) runs
             # in every repetition too, so (a) and its reference see the same machine.
-            seq_times, ray_times, reload_times, pool_times, spins = [], [], [], [], []
+            seq_times, ray_times, reload_times, pool_times, spins, plains = [], [], [], [], [], []
             for _ in range(args.reps):
                 t, ok = run_sequential(plan)
                 assert ok == runs, f"sequential: {ok} of {runs} runs succeeded"
@@ -355,6 +376,8 @@ def main() -> int:
                     assert ok == runs, f"process pool: {ok} of {runs} runs succeeded"
                     pool_times.append(t)
                 spins.append(cpu_bound_reference(runs, spin_loops))
+                if not args.address:
+                    plains.append(plain_cpu_reference(pool, runs, spin_loops))
                 if not args.skip_reload:
                     t, ok = run_ray_reloading(plan)
                     assert ok == runs, f"Ray, re-reading: {ok} of {runs} runs succeeded"
@@ -400,6 +423,13 @@ def main() -> int:
                   f"{args.reps} pairs: what these cores give today; (a) reaches "
                   f"{efficiency / spin_eff * 100:.1f}% of it from the best times, "
                   f"{relative * 100:.1f}% as the median of the repetitions' ratios")
+            if plains:
+                plain_seq, plain_par = min(a for a, _ in plains), min(b for _, b in plains)
+                plain_pair = statistics.median(a / (cores * b) for a, b in plains)
+                print(f"(g) the same spins in the plain process pool, no Ray: parallel efficiency "
+                      f"{plain_seq / (cores * plain_par) * 100:.1f}% from the best times, "
+                      f"{plain_pair * 100:.1f}% median of {args.reps} pairs: what the VM gives two "
+                      f"plain processes today")
 
             direct, through_ray = task_overhead(small, args.overhead_reps)
             print(f"(b) 1,000-bar backtest direct: {direct * 1e3:7.2f} ms, through a Ray task: "
