@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from actors.backtests import plots
-from actors.backtests.outcome import METRICS, RunOutcome, RunStatus, SummaryRow, json_number
+from actors.backtests.outcome import METRIC_KEYS, METRICS, RunOutcome, RunStatus, SummaryRow, json_number
+from engine.backtest.rounding import round_money_array, round_price_array
+from engine.backtest.stats import STAT_KEYS
 from engine.backtest.trade_log import EXIT_REASONS, TradeLog
 from engine.types import Side, Trade
 
@@ -146,21 +148,39 @@ def _iso(value: datetime) -> str:
 
 
 def trades_csv_bytes(trades: Sequence[Trade]) -> bytes:
-    """Every trade of one run as CSV (UTF-8), one line each, times in ISO 8601 UTC and
-    floats written with ``repr`` so they read back bit for bit.
+    """Every trade of one run as CSV (UTF-8), one line each, times in ISO 8601 UTC,
+    prices and quantities to 15 significant digits and money to 8 decimal places
+    (``engine.backtest.rounding``: the float noise of the simulation is not written).
 
     Built inside the Ray task, so formatting is spread over the cluster and the driver
     only writes bytes."""
+    columns = _rounded_columns(
+        np.array([t.quantity for t in trades], dtype=np.float64),
+        np.array([t.entry_price for t in trades], dtype=np.float64),
+        np.array([t.exit_price for t in trades], dtype=np.float64),
+        np.array([t.pnl for t in trades], dtype=np.float64),
+        np.array([t.commission for t in trades], dtype=np.float64),
+        np.array([t.swap for t in trades], dtype=np.float64),
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(TRADE_FIELDS)
-    for trade in trades:
+    for trade, (qty, ep, xp, pnl, comm, swp) in zip(trades, zip(*columns)):
         writer.writerow([
-            trade.symbol, str(trade.side), repr(trade.quantity), _iso(trade.entry_time),
-            repr(trade.entry_price), _iso(trade.exit_time), repr(trade.exit_price),
-            repr(trade.pnl), repr(trade.commission), repr(trade.swap), trade.exit_reason,
+            trade.symbol, str(trade.side), repr(qty), _iso(trade.entry_time), repr(ep),
+            _iso(trade.exit_time), repr(xp), repr(pnl), repr(comm), repr(swp), trade.exit_reason,
         ])
     return buffer.getvalue().encode("utf-8")
+
+
+def _rounded_columns(quantity: np.ndarray, entry_price: np.ndarray, exit_price: np.ndarray,
+                     pnl: np.ndarray, commission: np.ndarray, swap: np.ndarray) -> list[list[float]]:
+    """The numeric trade columns rounded for writing, as Python floats."""
+    return [
+        round_price_array(quantity).tolist(), round_price_array(entry_price).tolist(),
+        round_price_array(exit_price).tolist(), round_money_array(pnl).tolist(),
+        round_money_array(commission).tolist(), round_money_array(swap).tolist(),
+    ]
 
 
 def trade_log_csv_bytes(log: TradeLog) -> bytes:
@@ -174,10 +194,11 @@ def trade_log_csv_bytes(log: TradeLog) -> bytes:
     writer.writerow(TRADE_FIELDS)
     side_text = {1: str(Side.BUY), -1: str(Side.SELL)}
     utc = timezone.utc
+    qtys, eps, xps, pnls, comms, swps = _rounded_columns(
+        log.quantity, log.entry_price, log.exit_price, log.pnl, log.commission, log.swap)
     for side, qty, et, ep, xt, xp, pnl, comm, swp, reason in zip(
-        log.side.tolist(), log.quantity.tolist(), log.entry_time.tolist(),
-        log.entry_price.tolist(), log.exit_time.tolist(), log.exit_price.tolist(),
-        log.pnl.tolist(), log.commission.tolist(), log.swap.tolist(), log.exit_reason.tolist(),
+        log.side.tolist(), qtys, log.entry_time.tolist(), eps, log.exit_time.tolist(), xps,
+        pnls, comms, swps, log.exit_reason.tolist(),
     ):
         writer.writerow([
             log.symbol, side_text[1 if side > 0 else -1], repr(qty),
@@ -186,6 +207,15 @@ def trade_log_csv_bytes(log: TradeLog) -> bytes:
             repr(pnl), repr(comm), repr(swp), EXIT_REASONS[reason],
         ])
     return buffer.getvalue().encode("utf-8")
+
+
+def summary_stat_columns(rows: Iterable[SummaryRow]) -> list[str]:
+    """The statistics columns of summary.csv: the ranked table's metrics first, then the
+    engine's other statistics in their documented order, then any others by name. The
+    ``bars`` statistic is left out: the row's own ``bars`` column already holds it."""
+    present = {key for row in rows for key in row.stats} - {"bars"}
+    ordered = [key for key in (*METRIC_KEYS, *STAT_KEYS) if key in present]
+    return list(dict.fromkeys(ordered)) + sorted(present - set(ordered))
 
 
 class ReportWriter:
@@ -257,7 +287,7 @@ class ReportWriter:
         return counts
 
     def _write_csv(self, path: Path, ranked: Sequence[SummaryRow]) -> None:
-        stat_keys = sorted({key for row in ranked for key in row.stats})
+        stat_keys = summary_stat_columns(ranked)
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["rank", "index", "file", "parameters", "status", "error",

@@ -341,7 +341,7 @@ def _fast_loop(
     log = TradeLog.from_rows(data.symbol, data.timestamps, closed)
     cost_totals = cost_breakdown(log, costs)
     stats = compute_stats(equity, data.timestamps, log.pnl, costs.cash, cost_totals, exposure)
-    stats["rejected_orders"] = float(rejected)
+    stats["rejected_orders"] = rejected
     return BacktestResult(
         symbol=data.symbol,
         strategy=name,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from engine.backtest.rounding import round_money, round_ratio
 
 NS_PER_YEAR = 365.25 * 86_400 * 1e9
 
@@ -42,6 +43,27 @@ STAT_KEYS: tuple[str, ...] = (
     "total_costs",
 )
 """Every key ``compute_stats`` returns, in a stable order for reports."""
+
+MONEY_STATS: frozenset[str] = frozenset({
+    "initial_equity", "final_equity", "net_profit", "expectancy", "commission_paid",
+    "swap_paid", "spread_paid", "slippage_paid", "total_costs",
+})
+"""Statistics in the account currency (rounded as money, see ``engine.backtest.rounding``)."""
+
+COUNT_STATS: frozenset[str] = frozenset({
+    "trades", "bars", "max_drawdown_duration_bars", "rejected_orders",
+})
+"""Statistics that count something (integers)."""
+
+
+def reported_stat(key: str, value: float) -> float | int:
+    """One statistic as it is reported: counts as ``int``, money rounded to 8 decimal
+    places, every other figure to 12 significant digits; NaN and infinities unchanged."""
+    if key in COUNT_STATS and math.isfinite(value):
+        return int(value)
+    if key in MONEY_STATS:
+        return round_money(value)
+    return round_ratio(value)
 
 
 def max_drawdown(equity: np.ndarray) -> tuple[float, int, int, int]:
@@ -79,7 +101,7 @@ def compute_stats(
     exposure_bars: int,
 ) -> dict[str, float]:
     """All statistics of one backtest (keys: ``STAT_KEYS``) from the equity at every
-    close and the net P&L of each closed trade.
+    close and the net P&L of each closed trade, rounded as reported (``reported_stat``).
 
     ``exposure_bars`` is the number of bars that ended with a position open.
     """
@@ -131,7 +153,7 @@ def compute_stats(
     swap_paid = float(costs.get("swap", 0.0))
     spread_paid = float(costs.get("spread", 0.0))
     slippage_paid = float(costs.get("slippage", 0.0))
-    return {
+    raw = {
         "initial_equity": float(initial_cash),
         "final_equity": final,
         "net_profit": final - initial_cash,
@@ -154,3 +176,5 @@ def compute_stats(
         "slippage_paid": slippage_paid,
         "total_costs": commission_paid + swap_paid + spread_paid + slippage_paid,
     }
+    # Rounded here, once: every report, the database and the API read these values.
+    return {key: reported_stat(key, value) for key, value in raw.items()}

@@ -133,7 +133,7 @@ def run_stepwise(
     log = TradeLog.from_trades(data.symbol, broker.trade_history())
     cost_totals = cost_breakdown(log, costs)
     stats = compute_stats(equity, data.timestamps, log.pnl, costs.cash, cost_totals, exposed)
-    stats["rejected_orders"] = float(broker.rejected_orders)
+    stats["rejected_orders"] = broker.rejected_orders
     return BacktestResult(
         symbol=data.symbol,
         strategy=plugin_name(type(strat)),

@@ -201,3 +201,44 @@ def test_trades_csv_from_the_log_columns_equals_the_one_from_trade_objects(eurus
     assert log._cache is None  # the column writer built no Trade objects
     assert from_columns == trades_csv_bytes(log.trades())
     assert from_columns.count(b"\n") == len(log) + 1
+
+
+def test_trades_csv_of_a_real_run_carries_no_float_noise(eurusd_data) -> None:
+    """Prices keep at most 15 significant digits and money at most 8 decimals, and every
+    value is the run's own within that rounding."""
+    from decimal import Decimal
+
+    from actors.backtests.report import trade_log_csv_bytes
+    from engine.backtest.runner import run_backtest
+
+    result = run_backtest(eurusd_data, "sma_cross",
+                          {"fast": 5, "slow": 20, "stop_loss": 15, "take_profit": 25},
+                          {"spread_pips": 0.7, "commission_per_lot": 1.4})
+    rows = list(csv.DictReader(io.StringIO(trade_log_csv_bytes(result.trade_log).decode())))
+    trades = result.trade_log.trades()
+    assert len(rows) == len(trades) > 50
+    noisy = 0
+    for row, trade in zip(rows, trades):
+        for name in ("quantity", "entry_price", "exit_price"):
+            assert len(Decimal(row[name]).normalize().as_tuple().digits) <= 15, row
+            assert float(row[name]) == pytest.approx(getattr(trade, name), rel=1e-14)
+        for name in ("pnl", "commission", "swap"):
+            assert -Decimal(row[name]).normalize().as_tuple().exponent <= 8, row
+            assert float(row[name]) == pytest.approx(getattr(trade, name), rel=1e-14, abs=5e-9)
+            noisy += len(Decimal(repr(getattr(trade, name))).as_tuple().digits) > 15
+    assert noisy > 0  # the simulation's own floats had the noise the file leaves out
+
+
+def test_summary_csv_has_each_column_once_and_the_table_metrics_first(tmp_path: Path) -> None:
+    outcome = _ok(0, 0.2, 1.0)
+    outcome.stats.update({"bars": 500, "final_equity": 12_000.0, "rejected_orders": 0})
+    writer = ReportWriter(tmp_path / "out")
+    writer.add(outcome)
+    paths = writer.finish({"strategy": "sma_cross"})
+    with paths["summary_csv"].open(newline="") as handle:
+        header = next(csv.reader(handle))
+    assert len(header) == len(set(header)), header
+    first_stats = header[header.index("seconds") + 1:][:8]
+    assert first_stats == ["total_return", "annualized_return", "sharpe", "sortino",
+                           "max_drawdown", "win_rate", "profit_factor", "trades"]
+    assert header.index("final_equity") < header.index("rejected_orders")
