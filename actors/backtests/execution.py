@@ -26,7 +26,7 @@ import numpy as np
 from actors.backtests import plots
 from actors.backtests.gc_threshold import raised_gc_threshold
 from actors.backtests.malloc_tuning import tune_malloc_for_backtests
-from actors.backtests.outcome import RunOutcome, RunStatus
+from actors.backtests.outcome import RunOutcome, RunStatus, compress_trades_csv
 from actors.backtests.report import trade_log_csv_bytes
 from actors.backtests.spec import RunSpec
 from engine.data.market_data import MarketData
@@ -181,7 +181,7 @@ def _execute_run(spec: RunSpec, data: MarketData | LoadFailure, *, render_png: b
         bars=len(data),
         data_id=data.meta.get("load_id"),
         seconds=seconds,
-        trades_csv=trade_log_csv_bytes(result.trade_log),
+        trades_csv_zlib=compress_trades_csv(trade_log_csv_bytes(result.trade_log)),
         trades=list(result.trades) if keep_trades else None,
         curve_times=curve_times,
         curve_values=curve_values,

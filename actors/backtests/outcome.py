@@ -8,6 +8,7 @@ memory does not grow with the size of the data or the number of trades.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -38,6 +39,12 @@ METRICS: tuple[tuple[str, str, str], ...] = (
 METRIC_KEYS: tuple[str, ...] = tuple(key for key, _, _ in METRICS)
 
 
+def compress_trades_csv(csv_bytes: bytes) -> bytes:
+    """A trades CSV as :class:`RunOutcome` carries it (zlib level 1, the fastest: the
+    bytes cross the cluster once and are written once)."""
+    return zlib.compress(csv_bytes, 1)
+
+
 @dataclass(slots=True)
 class RunOutcome:
     """The full result of one run (trades and curve included)."""
@@ -53,12 +60,25 @@ class RunOutcome:
     stats: dict[str, Any] = field(default_factory=dict)
     bars: int = 0
     seconds: float = 0.0
-    trades_csv: bytes | None = None  # every trade, as written to runs/.../trades.csv
+    # Every trade, as written to runs/.../trades.csv, zlib-compressed (see ``trades_csv``).
+    trades_csv_zlib: bytes | None = None
     trades: list[Trade] | None = None  # the Trade objects, only when asked for (tests, API)
     curve_times: np.ndarray | None = None  # downsampled equity curve, int64 ns UTC
     curve_values: np.ndarray | None = None
     equity_png: bytes | None = None
     data_id: str | None = None  # which parsed copy of the file the run used
+
+    @property
+    def trades_csv(self) -> bytes | None:
+        """The trades CSV as written to ``runs/.../trades.csv``.
+
+        The task ships it compressed (level 1: about 0.5 ms for a 250,000-bar run's
+        120 KB, to a fifth of that): a result under Ray's 100 KB inline limit travels
+        in the task's reply instead of through the object store, which saves the
+        store's create/seal/get/free round trips (measured: about 2.5 ms of CPU and
+        as much idle core per task on two vCPUs), and a cluster's workers send the
+        driver a fifth of the bytes."""
+        return None if self.trades_csv_zlib is None else zlib.decompress(self.trades_csv_zlib)
 
     def summary(self) -> "SummaryRow":
         """The small part the driver keeps for the ranked table and the report."""

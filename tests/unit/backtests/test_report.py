@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from actors.backtests import plots
-from actors.backtests.outcome import RunOutcome, RunStatus
+from actors.backtests.outcome import RunOutcome, RunStatus, compress_trades_csv
 from actors.backtests.report import ReportWriter, format_table, rank_rows, run_slug, trades_csv_bytes
 from engine.types import Side, Trade
 
@@ -45,7 +45,7 @@ def _ok(index: int, total_return: float, sharpe: float, dd: float = 0.1) -> RunO
         index=index, path=f"/data/f{index}.csv", label=f"f{index}.csv fast={index}",
         grid_params={"fast": index}, strategy_params={"fast": index, "slow": 30},
         broker_params={}, status=RunStatus.OK, stats=stats, bars=500, seconds=0.01,
-        trades_csv=trades_csv_bytes([_trade(1.5, 3), _trade(-0.5, 7)]),
+        trades_csv_zlib=compress_trades_csv(trades_csv_bytes([_trade(1.5, 3), _trade(-0.5, 7)])),
         curve_times=times, curve_values=values,
         equity_png=plots.equity_png(times, values, title=f"run {index}", initial_equity=10_000.0),
     )
