@@ -73,11 +73,11 @@ class RunOutcome:
         """The trades CSV as written to ``runs/.../trades.csv``.
 
         The task ships it compressed (level 1: about 0.5 ms for a 250,000-bar run's
-        120 KB, to a fifth of that): a result under Ray's 100 KB inline limit travels
-        in the task's reply instead of through the object store, which saves the
-        store's create/seal/get/free round trips (measured: about 2.5 ms of CPU and
-        as much idle core per task on two vCPUs), and a cluster's workers send the
-        driver a fifth of the bytes."""
+        120 KB, to a fifth of that), so the whole result stays under Ray's 100 KB
+        limit and travels in the task's reply instead of through the object store,
+        and a cluster's workers send the driver a fifth of the bytes. Measured on two
+        vCPUs: the benchmark's batch used 25 ms less CPU over all processes (about
+        1.5 ms a run), its wall time did not change beyond the noise."""
         return None if self.trades_csv_zlib is None else zlib.decompress(self.trades_csv_zlib)
 
     def summary(self) -> "SummaryRow":
