@@ -125,22 +125,36 @@ def login(writer: Any, store: Any, aaa: AAAPlugin, ctx: AuditContext, *, usernam
     return _issued(tokens)
 
 
+def subject_user_id(claims: dict[str, Any]) -> int:
+    """The user id a verified token names (``sub``): ASCII digits for an id the database
+    can hold, else 401 (``"²".isdigit()`` is true, and an id past 2**63 breaks a query)."""
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or not 0 < int(sub) < 2**63:
+        raise Unauthorized("invalid token: bad subject")
+    return int(sub)
+
+
 def refresh(writer: Any, aaa: AAAPlugin, ctx: AuditContext, *, refresh_token: str) -> IssuedTokens:
     """Rotate a refresh token: the presented one dies, a new pair is issued. Reusing a
-    rotated (or revoked) token revokes every token of that login."""
+    rotated (or revoked) token revokes every token of that login.
+
+    The token is valid only for the user (``sub``) and login (``sid``) it was issued
+    for: the Store refuses a session that belongs to another user or family (401, and
+    nothing changes), so a token re-signed with another ``sub`` gets nothing."""
     claims = aaa.decode_token(refresh_token, "refresh")
     family = claims.get("sid")
-    if not isinstance(family, str):
+    if not isinstance(family, str) or not family:
         raise Unauthorized("invalid token: no session id")
-    if not claims["sub"].isdigit():
-        raise Unauthorized("invalid token: bad subject")
-    tokens = aaa.create_tokens(claims["sub"], sid=family)
+    user_id = subject_user_id(claims)
+    tokens = aaa.create_tokens(str(user_id), sid=family)
     try:
         outcome = writer.rotate_session(
-            ctx.model_copy(update={"user_id": int(claims["sub"])}),
+            ctx.model_copy(update={"user_id": user_id}),
             old_jti=claims["jti"],
             new_jti=_refresh_jti(tokens, aaa),
             expires_at=_refresh_expiry(tokens, aaa),
+            user_id=user_id,
+            family_id=family,
         )
     except NotFound:
         raise Unauthorized("refresh token unknown") from None
@@ -152,9 +166,10 @@ def refresh(writer: Any, aaa: AAAPlugin, ctx: AuditContext, *, refresh_token: st
     return _issued(tokens)
 
 
-def logout(writer: Any, ctx: AuditContext, family: str) -> int:
-    """Revoke every token of the caller's login; returns how many were live."""
+def logout(writer: Any, ctx: AuditContext, family: str, *, user_id: int) -> int:
+    """Revoke every token of the caller's login (``user_id``'s family ``family``);
+    returns how many were live."""
     try:
-        return int(writer.revoke_session_family(ctx, family))
+        return int(writer.revoke_session_family(ctx, family, user_id=user_id))
     except NotFound:
         raise Unauthorized("session unknown") from None

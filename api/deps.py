@@ -19,6 +19,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from api.auth_service import subject_user_id
 from api.engine_handle import EngineHandle
 from api.errors import EngineUnavailable, Forbidden, Unauthorized
 from api.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -136,13 +137,11 @@ async def get_current_user(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("missing bearer token")
     claims = services.aaa.decode_token(credentials.credentials, "access")
-    sub = claims["sub"]
-    if not sub.isdigit() or not 0 < int(sub) < 2**63:
-        raise Unauthorized("invalid token: bad subject")
+    user_id = subject_user_id(claims)
     family, refresh_jti = claims.get("sid"), claims.get("rjti")
     if not isinstance(family, str) or not isinstance(refresh_jti, str):
         raise Unauthorized("invalid token: no session")
-    user = await services.read(_live_user, services.store, int(sub), family, refresh_jti)
+    user = await services.read(_live_user, services.store, user_id, family, refresh_jti)
     ip, agent = request_origin(request)
     caller = Caller(user=user, session_family=family, ip=ip, user_agent=agent)
     request.state.caller = caller  # for auditing a later 403

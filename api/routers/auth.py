@@ -56,5 +56,5 @@ def refresh(body: RefreshRequest, services: ServicesDep, ctx: AnonymousCtx) -> T
 def logout(caller: CurrentUser, services: ServicesDep) -> Message:
     """Revoke the caller's login: its access and refresh tokens stop working."""
     assert caller.session_family is not None
-    auth_service.logout(services.writer, caller.ctx(), caller.session_family)
+    auth_service.logout(services.writer, caller.ctx(), caller.session_family, user_id=caller.id)
     return Message(message="logged out")

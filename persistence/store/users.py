@@ -275,10 +275,16 @@ class UserOps(UnitOfWork):
         old_jti: str,
         new_jti: str,
         expires_at: datetime,
+        user_id: int,
+        family_id: str,
         now: datetime | None = None,
     ) -> RotationOutcome:
         """Replace refresh token ``old_jti`` by ``new_jti`` in the same family.
 
+        ``user_id`` and ``family_id`` are what the presented token claims (``sub``,
+        ``sid``): the session must belong to that user AND that login, or the token is
+        refused as unknown (NotFound) and nothing changes, not even reuse detection, so
+        a token re-signed with someone else's ``jti`` cannot revoke their login.
         Presenting a token that was already rotated or revoked is reuse (a stolen token):
         the whole family is revoked and the outcome says ``reuse_detected``.
         An unknown or expired token raises NotFound / DomainError and changes nothing.
@@ -288,7 +294,7 @@ class UserOps(UnitOfWork):
 
         def apply(session: Session) -> Change[RotationOutcome]:
             old = session.scalars(select(UserSession).where(UserSession.jti == old_jti)).first()
-            if old is None:
+            if old is None or old.user_id != user_id or old.family_id != family_id:
                 raise NotFound("refresh session not found")
             if old.revoked_at is not None:
                 count = _revoke_where(session, UserSession.family_id == old.family_id, at)
@@ -334,14 +340,20 @@ class UserOps(UnitOfWork):
 
     @write_op("sessions")
     def revoke_session(
-        self, ctx: AuditContext, jti: str, *, now: datetime | None = None
+        self, ctx: AuditContext, jti: str, *, user_id: int | None = None, now: datetime | None = None
     ) -> SessionRecord:
-        """Revoke one refresh token (logout). Revoking a revoked token keeps its time."""
+        """Revoke one refresh token (logout). Revoking a revoked token keeps its time.
+        ``user_id``: the owner the caller expects (from a token's claims); another
+        owner's session is NotFound."""
         at = ensure_utc(now) if now is not None else utcnow()
 
         def apply(session: Session) -> Change[SessionRecord]:
             row = session.scalars(select(UserSession).where(UserSession.jti == jti)).first()
-            if row is None or not (ctx.is_system or ctx.is_admin or ctx.user_id == row.user_id):
+            if (
+                row is None
+                or (user_id is not None and row.user_id != user_id)
+                or not (ctx.is_system or ctx.is_admin or ctx.user_id == row.user_id)
+            ):
                 raise NotFound("refresh session not found")
             already = row.revoked_at is not None
             if not already:
@@ -359,16 +371,22 @@ class UserOps(UnitOfWork):
 
     @write_op("sessions")
     def revoke_session_family(
-        self, ctx: AuditContext, family_id: str, *, now: datetime | None = None
+        self, ctx: AuditContext, family_id: str, *, user_id: int | None = None, now: datetime | None = None
     ) -> int:
-        """Revoke every live token of a login family; returns how many were revoked."""
+        """Revoke every live token of a login family; returns how many were revoked.
+        ``user_id``: the owner the caller expects (logout passes the token's subject);
+        another owner's family is NotFound and nothing changes."""
         at = ensure_utc(now) if now is not None else utcnow()
 
         def apply(session: Session) -> Change[int]:
             owner = session.scalar(
                 select(UserSession.user_id).where(UserSession.family_id == family_id).limit(1)
             )
-            if owner is None or not (ctx.is_system or ctx.is_admin or ctx.user_id == owner):
+            if (
+                owner is None
+                or (user_id is not None and owner != user_id)
+                or not (ctx.is_system or ctx.is_admin or ctx.user_id == owner)
+            ):
                 raise NotFound(f"session family {family_id!r} not found")
             count = _revoke_where(session, UserSession.family_id == family_id, at)
             return Change(

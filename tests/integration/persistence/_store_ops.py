@@ -115,9 +115,12 @@ def make_world(store: Store) -> World:
 
 
 def _case_rotate(w: World) -> tuple[Call, str]:
-    jti, _ = w.session_jti()
+    jti, family = w.session_jti()
     return (
-        lambda ctx: w.store.rotate_session(ctx, old_jti=jti, new_jti=w.unique("jti"), expires_at=utcnow() + timedelta(days=1)),
+        lambda ctx: w.store.rotate_session(
+            ctx, old_jti=jti, new_jti=w.unique("jti"), expires_at=utcnow() + timedelta(days=1),
+            user_id=w.owner_id, family_id=family,
+        ),
         "session.rotate",
     )
 

@@ -25,8 +25,11 @@ def _opening(jti: str = "jti-1", family: str = "fam-1", days: int = 1) -> Sessio
     return SessionOpen(jti=jti, family_id=family, expires_at=utcnow() + timedelta(days=days))
 
 
-def _rotate(world: World, old: str, new: str) -> None:
-    world.store.rotate_session(SYSTEM, old_jti=old, new_jti=new, expires_at=utcnow() + timedelta(days=1))
+def _rotate(world: World, old: str, new: str, family: str) -> None:
+    world.store.rotate_session(
+        SYSTEM, old_jti=old, new_jti=new, expires_at=utcnow() + timedelta(days=1),
+        user_id=world.owner_id, family_id=family,
+    )
 
 
 # ------------------------------------------------------------------ record_login
@@ -103,8 +106,8 @@ def test_a_fresh_login_is_live_and_names_its_family(world: World) -> None:
 
 def test_an_access_token_from_before_a_rotation_stays_live_until_the_login_ends(world: World) -> None:
     world.store.record_login(SYSTEM, world.owner_id, session=_opening("r0", "fam-r"))
-    _rotate(world, "r0", "r1")
-    _rotate(world, "r1", "r2")
+    _rotate(world, "r0", "r1", "fam-r")
+    _rotate(world, "r1", "r2", "fam-r")
     for jti in ("r0", "r1", "r2"):
         state = world.store.login_state(world.owner_id, jti)
         assert (state.session_family, state.session_live) == ("fam-r", True), jti
@@ -115,8 +118,11 @@ def test_an_access_token_from_before_a_rotation_stays_live_until_the_login_ends(
 def test_reusing_a_rotated_refresh_token_kills_every_access_token_of_that_login(world: World) -> None:
     world.store.record_login(SYSTEM, world.owner_id, session=_opening("u0", "fam-u"))
     world.store.record_login(SYSTEM, world.owner_id, session=_opening("other", "fam-other"))
-    _rotate(world, "u0", "u1")
-    assert world.store.rotate_session(SYSTEM, old_jti="u0", new_jti="u2", expires_at=utcnow() + timedelta(days=1)).reuse_detected
+    _rotate(world, "u0", "u1", "fam-u")
+    assert world.store.rotate_session(
+        SYSTEM, old_jti="u0", new_jti="u2", expires_at=utcnow() + timedelta(days=1),
+        user_id=world.owner_id, family_id="fam-u",
+    ).reuse_detected
     assert not world.store.login_state(world.owner_id, "u0").session_live
     assert not world.store.login_state(world.owner_id, "u1").session_live
     assert world.store.login_state(world.owner_id, "other").session_live  # another login is untouched
@@ -148,9 +154,9 @@ def test_unknown_sessions_users_and_other_users_sessions_are_not_live(world: Wor
 def test_a_rotation_chain_longer_than_the_limit_counts_as_dead(world: World) -> None:
     world.store.record_login(SYSTEM, world.owner_id, session=_opening("c0", "fam-c"))
     for i in range(ROTATION_CHAIN_LIMIT - 1):
-        _rotate(world, f"c{i}", f"c{i + 1}")
+        _rotate(world, f"c{i}", f"c{i + 1}", "fam-c")
     # c0 .. c31: exactly ROTATION_CHAIN_LIMIT sessions, the last one live.
     assert world.store.login_state(world.owner_id, "c0").session_live
-    _rotate(world, f"c{ROTATION_CHAIN_LIMIT - 1}", f"c{ROTATION_CHAIN_LIMIT}")
+    _rotate(world, f"c{ROTATION_CHAIN_LIMIT - 1}", f"c{ROTATION_CHAIN_LIMIT}", "fam-c")
     assert not world.store.login_state(world.owner_id, "c0").session_live
     assert world.store.login_state(world.owner_id, "c1").session_live

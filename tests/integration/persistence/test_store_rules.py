@@ -194,11 +194,15 @@ def test_failed_logins_lock_the_user_and_a_good_login_resets(world: World) -> No
 def test_rotating_a_refresh_token_twice_revokes_its_whole_family(world: World) -> None:
     jti, family = world.session_jti()
     expires = utcnow() + timedelta(days=1)
-    rotated = world.store.rotate_session(SYSTEM, old_jti=jti, new_jti="second", expires_at=expires)
+    rotated = world.store.rotate_session(
+        SYSTEM, old_jti=jti, new_jti="second", expires_at=expires, user_id=world.owner_id, family_id=family
+    )
     assert rotated.session is not None and rotated.session.family_id == family
     assert world.store.get_session(jti).replaced_by_jti == "second"
 
-    reuse = world.store.rotate_session(SYSTEM, old_jti=jti, new_jti="third", expires_at=expires)
+    reuse = world.store.rotate_session(
+        SYSTEM, old_jti=jti, new_jti="third", expires_at=expires, user_id=world.owner_id, family_id=family
+    )
     assert reuse.reuse_detected and reuse.session is None
     assert world.store.get_session("second").revoked_at is not None
     assert world.store.get_session("third") is None
