@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
+from actors.errors import public_reason_of, root_cause
 from actors.runtime import EngineRuntime
 from engine.errors import DomainError, LTSError, TemporaryError
 
@@ -28,13 +29,15 @@ logger = logging.getLogger(__name__)
 _SUPERVISOR_START_TIMEOUT_S = 30.0
 
 
-def get_for_gateway(ref: Any, what: str, timeout_s: float) -> Any:
+def get_for_gateway(ref: Any, what: str, timeout_s: float, data_dir: Any = None) -> Any:
     """``ray.get`` with the gateway's error contract (``api.engine_handle``): our own
     errors raised inside an actor come back as themselves (``NotFound`` 404,
-    ``DomainError`` 409, ...); a dead actor, a timeout, or an unexpected failure inside
-    the engine is a ``TemporaryError`` (503) — never a raw Ray exception, which the
-    gateway could only answer with a 500 (after a committed change, for a config PATCH
-    whose reload timed out)."""
+    ``DomainError`` 409, ...), with their message as clients may see it (one line, no
+    server paths or addresses: ``actors.errors``); a dead actor, a timeout, or an
+    unexpected failure inside the engine is a ``TemporaryError`` (503) — never a raw Ray
+    exception, whose text is the remote traceback and which the gateway could only
+    answer with a 500 (after a committed change, for a config PATCH whose reload timed
+    out)."""
     try:
         return ray.get(ref, timeout=timeout_s)
     except GetTimeoutError as exc:
@@ -42,13 +45,26 @@ def get_for_gateway(ref: Any, what: str, timeout_s: float) -> Any:
     except RayActorError as exc:  # also a task error caused by a dead actor further down
         raise TemporaryError(f"{what}: actor unavailable") from exc
     except RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
+        cause = root_cause(exc)  # through every actor hop (gateway -> supervisor -> asset)
+        if isinstance(cause, RayActorError):
+            raise TemporaryError(f"{what}: actor unavailable") from None
         if isinstance(cause, LTSError):
-            raise cause from None
+            raise _public_copy(cause, data_dir) from None
         if isinstance(cause, TimeoutError):  # asyncio.wait_for inside the actor
             raise TemporaryError(f"{what}: timed out inside the engine") from None
         logger.error("%s failed inside the engine: %s", what, exc)
         raise TemporaryError(f"{what}: failed inside the engine ({type(cause).__name__})") from None
+
+
+def _public_copy(exc: LTSError, data_dir: Any) -> LTSError:
+    """``exc`` (same class, so the gateway maps it to the same status) with the message
+    clients may see; a class that cannot be rebuilt from a message becomes a DomainError."""
+    message = public_reason_of(exc, data_dir=data_dir)
+    try:
+        copy = type(exc)(message)
+    except Exception:  # noqa: BLE001 - a constructor with other arguments
+        return DomainError(message)
+    return copy if isinstance(copy, LTSError) else DomainError(message)
 
 
 class ActorStore:
@@ -90,12 +106,13 @@ class EngineClient:
     def __init__(self, runtime: EngineRuntime) -> None:
         self._runtime = runtime
         self._timeout_s = runtime.timeout_s
+        self._data_dir = runtime.config.get("data_dir")
         self.store: Any = ActorStore(runtime.store, namespace=runtime.namespace, timeout_s=runtime.timeout_s) \
             if runtime.persistence is not None else runtime.store
         self._launcher: Any = None  # BacktestLauncher, made on the first submitted batch
 
     def _get(self, ref: Any, what: str, timeout_s: float | None = None) -> Any:
-        return get_for_gateway(ref, what, timeout_s or self._timeout_s)
+        return get_for_gateway(ref, what, timeout_s or self._timeout_s, self._data_dir)
 
     def activate_portfolio(self, portfolio_id: int) -> None:
         """Start the supervisor and wait until its process answers, so a supervisor that
@@ -142,7 +159,7 @@ class EngineClient:
         if self._launcher is None:
             from actors.backtests.launcher import BacktestLauncher
 
-            self._launcher = BacktestLauncher(self.store)
+            self._launcher = BacktestLauncher(self.store, data_dir=self._data_dir)
         self._launcher.submit_backtest(run_id=run_id, plan=plan, out_dir=out_dir, ctx=ctx, rank_by=rank_by)
 
     def shutdown(self) -> None:

@@ -54,6 +54,7 @@ from ray.exceptions import RayActorError
 
 from actors import naming
 from actors.asset_actor import AssetActor, BurstSummary, data_key, load_asset_data
+from actors.errors import public_reason_of
 from actors.metrics import engine_metrics, tags
 from actors.pace import PaceKeeper
 from actors.pausing import ProcessPause, node_id
@@ -62,6 +63,7 @@ from actors.remote import make_remote
 from actors.restart_policy import RestartPolicy, RestartTracker
 from actors.store_proxy import StoreProxy
 from engine.errors import DomainError, LTSError
+from engine.public_text import public_text
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +168,8 @@ class PortfolioSupervisor:
         self._background: set[asyncio.Future[None]] = set()
         self.namespace = str(self.settings.get("ray_namespace", "lts"))
         self.store = StoreProxy.from_settings(self.settings)
+        # Error texts shown to clients name files relative to it (``engine.public_text``).
+        self.data_dir = self.settings.get("data_dir")
         self.policy = RestartPolicy.from_settings(self.settings)
         self.timeout_s = float(self.settings.get("step_timeout_s", 10.0))
         self.window = steps_in_flight(self.settings)
@@ -259,7 +263,7 @@ class PortfolioSupervisor:
         with self._awake(child):
             # Settled: the caller (the API) may read the step's orders as soon as it answers.
             ref = child.handle.step.remote(None if allocation is None else str(allocation), True)
-            return await asyncio.wait_for(ref, self.timeout_s)
+            return self._public_step(await asyncio.wait_for(ref, self.timeout_s))
 
     async def status(self) -> dict[str, Any]:
         return self._status()
@@ -503,7 +507,8 @@ class PortfolioSupervisor:
                     # a step failing with the dead actor may settle after that.)
                     child.last_error = "actor died"
                 return 0
-            await self._failed(child, "error", f"{type(exc).__name__}: {exc}")
+            logger.warning("portfolio %s asset %s: step call failed: %s", self.portfolio_id, child.asset_id, exc)
+            await self._failed(child, "error", self._reason(exc))
             return 0
         summary = future.result()
         if burst:
@@ -523,7 +528,7 @@ class PortfolioSupervisor:
         bars = int(summary.get("bars", 0))
         last = summary.get("last")
         if last is not None:
-            child.last_step = last
+            child.last_step = self._public_step(last)
         if summary.get("finished") and child.handle is handle:
             child.state = "finished"
         if not bars:
@@ -561,6 +566,7 @@ class PortfolioSupervisor:
         if kind in ("broker", "prediction"):
             self._metric_counts[f"{kind}_errors", "step"] += count
         logger.warning("portfolio %s asset %s: step failed (%s): %s", self.portfolio_id, child.asset_id, kind, reason)
+        reason = self._public(reason)  # what the status, statistics and audit row show
         child.last_error = f"{kind}: {reason}"
         if child.audited_kind != kind:
             # Audited once per kind of failure until the asset steps cleanly again, so a
@@ -669,8 +675,10 @@ class PortfolioSupervisor:
                            _START_TIMEOUT_S)
             asyncio.ensure_future(self._restart(child))
         except Exception as exc:
-            # Bad config or data: restarting cannot help, so it is errored at once.
-            await self._mark_errored(child, f"start failed: {type(exc).__name__}: {exc}")
+            # Bad config or data: restarting cannot help, so it is errored at once. The
+            # client sees the domain message; the remote traceback goes to the log.
+            logger.error("portfolio %s: asset %s failed to start: %s", self.portfolio_id, asset_id, exc)
+            await self._mark_errored(child, "start failed: " + self._reason(exc))
             ray.kill(child.handle, no_restart=True)
 
     async def _data_for(self, asset_id: int) -> dict[str, Any] | None:
@@ -796,6 +804,7 @@ class PortfolioSupervisor:
         return RestartTracker.resume(self.policy, count, [now - at for at in times], time.monotonic())
 
     async def _mark_errored(self, child: _Child, reason: str) -> None:
+        reason = self._public(reason)  # the asset's status_reason, its audit row and the status
         child.state = "errored"
         self._drop_pause(child)
         child.last_error = reason
@@ -866,6 +875,25 @@ class PortfolioSupervisor:
                 await asyncio.sleep(min(0.5 * 2 ** attempt, 5.0))
         logger.error("portfolio %s asset %s: could not re-attach to the restarted broker", self.portfolio_id,
                      child.asset_id)
+
+    # ------------------------------------------------------------------ what clients see
+
+    def _public(self, text: str) -> str:
+        """An error text as clients may see it (one line, no server internals)."""
+        return public_text(text, data_dir=self.data_dir)
+
+    def _reason(self, exc: BaseException) -> str:
+        """The one-line reason for an exception from an asset actor call."""
+        return public_reason_of(exc, data_dir=self.data_dir, what="asset actor")
+
+    def _public_step(self, result: dict[str, Any]) -> dict[str, Any]:
+        """A step result as the engine status and ``POST /api/trading/execute`` show it:
+        its ``reason`` cleaned (a failed step's reason is an exception's text)."""
+        reason = result.get("reason")
+        if not isinstance(reason, str):
+            return result
+        clean = self._public(reason)
+        return result if clean == reason else {**result, "reason": clean}
 
     # ------------------------------------------------------------------ status
 

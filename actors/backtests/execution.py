@@ -31,6 +31,7 @@ from actors.backtests.report import trade_log_csv_bytes
 from actors.backtests.spec import RunSpec
 from engine.data.market_data import MarketData
 from engine.errors import ConfigError, LTSError
+from engine.public_text import public_reason
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,11 @@ def load_data(
         return LoadFailure(path, str(exc))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         # The loader's own errors are DataError; these come from the file system or a
-        # decoder before the loader could attach a line number.
-        return LoadFailure(path, f"{path}: {type(exc).__name__}: {exc}")
+        # decoder before the loader could attach a line number. Their text may quote the
+        # server's path or the file's content: the reason names the file and the kind only.
+        logger.warning("backtest data %s could not be loaded: %s", path, exc)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        return LoadFailure(path, f"{Path(path).name}: cannot be read ({why})")
     # A token of this parse: every run reports the token of the arrays it used, which
     # shows (and lets tests check) that all runs of a file shared one parsed copy.
     return dataclasses.replace(data, meta={**data.meta, "load_id": uuid.uuid4().hex})
@@ -157,8 +161,8 @@ def _execute_run(spec: RunSpec, data: MarketData | LoadFailure, *, render_png: b
         return _failed(spec, f"{spec.file_name}: {exc}", bars=len(data),
                        seconds=time.perf_counter() - started)
     except Exception as exc:  # a bug in a strategy or broker: isolate it to this run
-        logger.exception("backtest %s crashed", spec.label)
-        return _failed(spec, f"{spec.file_name}: unexpected {type(exc).__name__}: {exc}",
+        logger.exception("backtest %s crashed", spec.label)  # the traceback: server log only
+        return _failed(spec, f"{spec.file_name}: {public_reason(exc, generic='unexpected error')}",
                        bars=len(data), seconds=time.perf_counter() - started)
     seconds = time.perf_counter() - started
 

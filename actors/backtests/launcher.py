@@ -18,6 +18,7 @@ from typing import Any
 from actors.backtests.batch import run_batch
 from actors.backtests.recording import StoreRecorder
 from actors.backtests.spec import BacktestPlan
+from actors.errors import public_reason_of
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,9 @@ logger = logging.getLogger(__name__)
 class BacktestLauncher:
     """Runs API-submitted batches; writes their progress and results through ``store``."""
 
-    def __init__(self, store: Any, *, max_parallel_batches: int = 2) -> None:
+    def __init__(self, store: Any, *, max_parallel_batches: int = 2, data_dir: str | None = None) -> None:
         self._store = store
+        self._data_dir = data_dir  # the API's batches read files under it only
         self._executor = ThreadPoolExecutor(max_workers=max_parallel_batches,
                                             thread_name_prefix="lts-backtest")
         self._cancels: dict[int, threading.Event] = {}
@@ -52,7 +54,7 @@ class BacktestLauncher:
 
     def _run(self, run_id: int, plan: BacktestPlan, out_dir: Path, ctx: Any, rank_by: str,
              cancel: threading.Event) -> None:
-        recorder = StoreRecorder(self._store, ctx, run_id=run_id)
+        recorder = StoreRecorder(self._store, ctx, run_id=run_id, data_dir=self._data_dir)
         try:
             if cancel.is_set():
                 self._store.update_backtest_run(recorder.write_ctx(), run_id, status="cancelled",
@@ -64,7 +66,7 @@ class BacktestLauncher:
         except Exception as exc:  # the batch could not run at all: say so in its row
             logger.exception("backtest run %s could not run", run_id)
             try:
-                recorder.fail(f"the batch could not run: {type(exc).__name__}: {exc}")
+                recorder.fail(f"the batch could not run: {public_reason_of(exc, what='backtest batch')}")
             except Exception:
                 logger.exception("backtest run %s: could not record the failure", run_id)
         finally:

@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import RayError, RayTaskError, TaskCancelledError
+from ray.exceptions import RayError, TaskCancelledError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.backtests.execution import execute_run, load_data
 from actors.backtests.outcome import RunOutcome, RunStatus
 from actors.backtests.spec import BacktestPlan, RunSpec
+from actors.errors import public_reason_of
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +63,7 @@ class BatchProgress:
 
 def _failure_reason(spec: RunSpec, exc: BaseException) -> str:
     """A one-line reason for a task that raised instead of returning an outcome."""
-    if isinstance(exc, RayTaskError):
-        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-        return f"{spec.file_name}: unexpected {type(cause).__name__}: {cause}".splitlines()[0]
-    return f"{spec.file_name}: {type(exc).__name__}: {exc}".splitlines()[0]
+    return f"{spec.file_name}: {public_reason_of(exc, what='backtest task', generic='unexpected error')}"
 
 
 def _unfinished(spec: RunSpec, status: RunStatus, reason: str) -> RunOutcome:

@@ -18,14 +18,17 @@ from typing import Any
 from actors.backtests.outcome import RunStatus, SummaryRow, json_number
 from actors.backtests.spec import BacktestPlan
 from engine.errors import ConfigError
+from engine.public_text import one_line, public_text
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 1.0  # at most one completed_jobs update per second (plus the last)
 
 
-def result_spec(row: SummaryRow, out_dir: Path) -> dict[str, Any]:
-    """The ``backtest_results`` row of one run (paths absolute, stats JSON-safe)."""
+def result_spec(row: SummaryRow, out_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
+    """The ``backtest_results`` row of one run (paths absolute, stats JSON-safe). Its
+    ``error`` is what clients see: one line, files under ``data_dir`` named relative to it
+    (``engine.public_text``)."""
 
     def path_of(kind: str) -> str | None:
         rel = row.files.get(kind)
@@ -43,19 +46,28 @@ def result_spec(row: SummaryRow, out_dir: Path) -> dict[str, Any]:
         "trades_count": int(row.metric("trades") or 0),
         "trades_path": path_of("trades_csv"),
         "plot_path": path_of("equity_png"),
-        "error": None if row.status is RunStatus.OK else (row.error or row.status.value),
+        "error": None if row.status is RunStatus.OK else _public(row.error or row.status.value, data_dir),
     }
+
+
+def _public(text: str, data_dir: str | None) -> str:
+    """An error as clients see it. A batch of the API reads files under ``data_dir`` only;
+    one of ``lts backtest`` (no ``data_dir`` here) names the operator's own files, so its
+    paths stay, but still on one short line."""
+    return public_text(text, data_dir=data_dir) if data_dir else one_line(text)
 
 
 class StoreRecorder:
     """Records one batch through a Store (``persistence.Store`` or the engine's store,
-    which sends writes through the persistence actor)."""
+    which sends writes through the persistence actor). ``data_dir``: where an API batch's
+    files are (its errors name them relative to it)."""
 
     def __init__(self, store: Any, ctx: Any, *, run_id: int | None = None,
-                 owns_store: bool = False) -> None:
+                 owns_store: bool = False, data_dir: str | None = None) -> None:
         self.store = store
         self.ctx = ctx
         self.run_id = run_id
+        self.data_dir = data_dir
         self._owns_store = owns_store
         self._out_dir = Path(".")
         self._completed = 0
@@ -110,7 +122,7 @@ class StoreRecorder:
         logger.info("backtest run %s: %d jobs started", self.run_id, total)
 
     def run_finished(self, row: SummaryRow) -> None:
-        self.store.record_backtest_result(self.write_ctx(), self.run_id, result_spec(row, self._out_dir))
+        self.store.record_backtest_result(self.write_ctx(), self.run_id, result_spec(row, self._out_dir, self.data_dir))
         self._completed += 1
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_EVERY_S:
@@ -143,7 +155,7 @@ class StoreRecorder:
         try:
             if self.run_id is not None:
                 self.store.update_backtest_run(self.write_ctx(), self.run_id, status="failed",
-                                               error=reason[:2000])
+                                               error=_public(reason, self.data_dir))
         finally:
             self.close()
 

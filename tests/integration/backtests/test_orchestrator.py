@@ -45,10 +45,10 @@ def test_raising_and_dying_tasks_become_failed_runs(ray_session: Any) -> None:
     assert interrupted is False and submitted == {}  # consumed
     by_index = {o.index: o for o in seen}
     assert by_index[0].status is RunStatus.FAILED
-    assert by_index[0].error == "f0.csv: unexpected ValueError: boom in a strategy"
+    # One line, no remote traceback; a bug's own message stays in the server log.
+    assert by_index[0].error == "f0.csv: unexpected error (ValueError)"
     assert by_index[1].status is RunStatus.FAILED
-    assert by_index[1].error.startswith("f1.csv: WorkerCrashedError: ")
-    assert "\n" not in by_index[1].error
+    assert by_index[1].error == "f1.csv: backtest task: worker process crashed"
     assert by_index[2].status is RunStatus.OK
     assert progress[-1] == (3, 2)
 
