@@ -282,8 +282,11 @@ class AssetActor:
             # database. Rebuild it from the database and reconcile with the broker, as a
             # restart would (the broker has every order by its client order id).
             logger.error("asset %s: resynchronising with the database: %s", self.asset_id, failure)
+            from engine.public_text import public_text  # audit details are client-visible
+
             try:
-                await self.store.audit_step_failure(self.portfolio_id, self.asset_id, "journal", failure)
+                await self.store.audit_step_failure(self.portfolio_id, self.asset_id, "journal",
+                                                    public_text(failure, data_dir=self.settings.get("data_dir")))
             except Exception as exc:  # the rebuild matters more than its audit row
                 logger.warning("asset %s: could not audit the resync: %s", self.asset_id, exc)
             self._reload = True
