@@ -3,7 +3,8 @@
 Nothing is built at import time (every Ray worker that imports ``api`` would build it).
 
 Middleware, outermost first: security headers -> CORS -> per-IP rate limit -> body size
-limit -> last-resort 500 handler -> FastAPI's own exception handling (one error shape).
+limit -> URL text check -> last-resort 500 handler -> FastAPI's own exception handling
+(one error shape).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import Services, reads_inline, request_origin
 from api.engine_handle import EngineHandle
 from api.errors import ApiError, install_error_handlers
-from api.middleware import BodySizeLimitMiddleware, CatchAllMiddleware, RateLimitMiddleware, SecurityHeadersMiddleware
+from api.middleware import (
+    BodySizeLimitMiddleware,
+    CatchAllMiddleware,
+    RateLimitMiddleware,
+    SecurityHeadersMiddleware,
+    UnstorableTextMiddleware,
+)
 from api.settings import GatewaySettings
 from api.signing_key import resolve_jwt_secret
 from engine.errors import LTSError
@@ -123,6 +130,7 @@ def create_app(
 
     # Added innermost first: the last one added is the outermost.
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(UnstorableTextMiddleware)  # NUL in a query string: 422 before any route
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute)
     if settings.cors_origins:

@@ -2,8 +2,10 @@
 
 Every error body is ``{"error": {"code": str, "message": str, "details": ...}}``.
 Messages of :class:`engine.errors.LTSError` are written for users, so they are passed
-through; any other exception becomes a 500 whose body says nothing about the cause
-(the traceback goes to the server log only).
+through, as one bounded line (``engine.public_text.one_line``: a message that quotes a
+driver or a library never carries its second line, a statement or a traceback, into the
+answer); any other exception becomes a 500 whose body says nothing about the cause (the
+traceback goes to the server log only).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import errors as domain
+from engine.public_text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +97,7 @@ class EngineUnavailable(ApiError):
 # Domain errors -> (status, code). Order matters: most specific first.
 _DOMAIN_STATUS: tuple[tuple[type[domain.LTSError], int, str], ...] = (
     (domain.NotFound, 404, "not_found"),
+    (domain.UnstorableValue, 422, "invalid_value"),
     (domain.ConfigError, 422, "invalid_config"),
     (domain.PluginError, 422, "invalid_plugin"),
     (domain.DataError, 422, "invalid_data"),
@@ -164,7 +168,7 @@ async def _lts_error_handler(request: Request, exc: Exception) -> JSONResponse:
     headers = exc.headers if isinstance(exc, ApiError) else None
     if status >= 500:
         logger.warning("%s %s -> %d %s: %s", request.method, request.url.path, status, code, exc)
-    return error_response(status, code, str(exc) or code, details, headers)
+    return error_response(status, code, one_line(exc) or code, details, headers)
 
 
 async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -1,5 +1,6 @@
 """Pure-ASGI hardening middleware: security headers, per-IP rate limit, body size limit,
-and a last-resort handler that turns unexpected exceptions into the one error shape.
+a check that the URL holds storable text, and a last-resort handler that turns
+unexpected exceptions into the one error shape.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) because these run on every request and the
 gateway's latency budget is small; the body limit also has to see the byte stream
@@ -14,10 +15,13 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
+from api.schemas.common import text_problem
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +49,13 @@ DOCS_CSP = (
 DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 
 
-async def send_error(send: Send, status: int, code: str, message: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+INVALID_CONTENT_LENGTH = "invalid Content-Length header"
+
+
+async def send_error(send: Send, status: int, code: str, message: str, headers: Iterable[tuple[bytes, bytes]] = (),
+                     details: Any = None) -> None:
     """Send a complete JSON error answer in the one error shape."""
-    body = json.dumps(error_body(code, message)).encode()
+    body = json.dumps(error_body(code, message, details)).encode()
     await send(
         {
             "type": "http.response.start",
@@ -172,16 +180,16 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         message = f"request body larger than {self.max_bytes} bytes"
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await send_error(send, 400, "bad_request", "invalid Content-Length header")
-                    return
-                if declared > self.max_bytes:
-                    await send_error(send, 413, "payload_too_large", message, [(b"connection", b"close")])
-                    return
+        lengths = {value.strip() for name, value in scope.get("headers", ()) if name == b"content-length"}
+        if lengths:
+            # Digits only (RFC 9110: no sign, no spaces inside), and one value: the same
+            # rule the HTTP server applies before the app (``api.server``), same answer.
+            if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
+                await send_error(send, 400, "bad_request", INVALID_CONTENT_LENGTH, [(b"connection", b"close")])
+                return
+            if int(next(iter(lengths))) > self.max_bytes:
+                await send_error(send, 413, "payload_too_large", message, [(b"connection", b"close")])
+                return
         received = 0
         refused = False
         started = False
@@ -209,6 +217,45 @@ class BodySizeLimitMiddleware:
             await send(msg)
 
         await self.app(scope, counting_receive, guarded_send)
+
+
+class UnstorableTextMiddleware:
+    """Refuses, with 422 in the one error shape, a request whose path or query string
+    decodes to text the databases cannot store (a NUL character: ``?kind=a%00b`` used to
+    reach PostgreSQL and fail there with a 500). One check for every route's query and
+    path parameters; bodies are checked by ``api.schemas.common.RequestModel``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = self.problem(scope)
+            if problem is not None:
+                where, why = problem
+                await send_error(send, 422, "validation_error", f"invalid request: {where}: text {why}",
+                                 details=[{"loc": where.split(".", 1), "msg": f"text {why}", "type": "value_error"}])
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def problem(scope: Scope) -> tuple[str, str] | None:
+        """``(where, why)`` for the first unstorable piece of the URL, or None."""
+        why = text_problem(str(scope.get("path", "")))
+        if why:
+            return "path", why
+        raw = scope.get("query_string", b"")
+        if b"%00" not in raw and b"\x00" not in raw:  # the only unstorable thing a URL can decode to
+            return None
+        # As Starlette decodes it (invalid UTF-8 becomes U+FFFD, which is storable).
+        for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+            why = text_problem(key)
+            if why:
+                return "query", why
+            why = text_problem(value)
+            if why:
+                return f"query.{key[:64]}", why
+        return None
 
 
 class CatchAllMiddleware:

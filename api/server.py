@@ -1,8 +1,18 @@
 """Run the gateway under uvicorn: blocking (``serve``) or in a background thread
-(``start_in_thread``, for the runtime's ``lts run`` and for tests)."""
+(``start_in_thread``, for the runtime's ``lts run`` and for tests).
+
+A request uvicorn cannot parse (a malformed ``Content-Length``, a broken request line)
+never reaches the app: uvicorn's HTTP protocol answers it with a plain-text 400 itself.
+``uvicorn.Config(http=...)`` takes a protocol class (its documented alternative to the
+names ``"h11"`` / ``"httptools"``), so the server runs a subclass of the protocol uvicorn
+would pick (``AutoHTTPProtocol``) whose ``send_400_response``, the method both of
+uvicorn's protocols call for exactly this case, answers in the gateway's JSON error shape
+with its security headers. A subclass, not a patch: uvicorn's own classes are untouched.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -12,10 +22,49 @@ from typing import Any
 
 import uvicorn
 
+from api.errors import error_body
+from api.middleware import INVALID_CONTENT_LENGTH, SECURITY_HEADERS
 from api.settings import GatewaySettings
 from engine.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+MALFORMED_REQUEST = f"malformed HTTP request (e.g. an {INVALID_CONTENT_LENGTH})"
+
+
+def _bad_request_bytes() -> bytes:
+    """A whole HTTP/1.1 400 answer in the one error shape; the connection then closes."""
+    body = json.dumps(error_body("bad_request", MALFORMED_REQUEST)).encode()
+    head = [b"HTTP/1.1 400 Bad Request", b"content-type: application/json",
+            b"content-length: " + str(len(body)).encode(), b"connection: close"]
+    head += [name + b": " + value for name, value in SECURITY_HEADERS]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+def json_error_protocol(base: type[Any]) -> type[Any]:
+    """``base`` (one of uvicorn's HTTP protocol classes) answering unparsable requests in
+    the JSON error shape. ``base`` itself if it has no ``send_400_response`` (a uvicorn
+    that changed it: the plain-text 400 is then what clients get, and the log says so)."""
+    if not callable(getattr(base, "send_400_response", None)):
+        logger.warning("uvicorn's %s has no send_400_response: malformed requests get its plain-text 400",
+                       base.__name__)
+        return base
+
+    class JsonErrorProtocol(base):  # type: ignore[misc, valid-type]
+        def send_400_response(self, msg: str) -> None:
+            logger.info("malformed HTTP request refused: %s", msg)
+            self.transport.write(_bad_request_bytes())
+            self.transport.close()
+
+    JsonErrorProtocol.__name__ = JsonErrorProtocol.__qualname__ = f"JsonError{base.__name__}"
+    return JsonErrorProtocol
+
+
+def http_protocol() -> type[Any]:
+    """The protocol class the gateway runs: uvicorn's own choice, with JSON 400s."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    return json_error_protocol(AutoHTTPProtocol)
 
 
 def build_server(config: Mapping[str, Any], app: Any | None = None, **services: Any) -> uvicorn.Server:
@@ -33,6 +82,7 @@ def build_server(config: Mapping[str, Any], app: Any | None = None, **services: 
         app,
         host=settings.api_host,
         port=settings.api_port,
+        http=http_protocol(),
         log_level=str(config.get("log_level", "INFO")).lower(),
         access_log=False,
         proxy_headers=False,

@@ -50,3 +50,8 @@ class DomainError(LTSError):
 
 class NotFound(DomainError):
     """The referenced object does not exist (or is not visible to the caller)."""
+
+
+class UnstorableValue(DomainError):
+    """A value the database cannot store (a NUL character, text too long for its column,
+    a number out of range). The client's input is at fault: a 422, not a conflict."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import math
 import os
 from datetime import datetime
 from pathlib import Path
@@ -26,12 +25,12 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Path as PathParam, status
 from fastapi.responses import FileResponse
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from api.deps import CurrentUser, PageDep, ServicesDep
 from api.errors import Conflict, EngineUnavailable, InvalidInput
 from api.routers import ERROR_RESPONSES
-from api.schemas.common import Page, PublicModel, RequestModel
+from api.schemas.common import BoundedJson, JsonObject, Page, PublicModel, RequestModel
 from engine.errors import NotFound
 from persistence.records import BacktestRunRecord, Viewer
 
@@ -66,30 +65,13 @@ class BacktestCreate(RequestModel):
         min_length=1, max_length=MAX_FILES,
         description="CSV paths or glob patterns relative to the server's data_dir")
     strategy: str = Field(min_length=1, max_length=64, description="strategy plugin name")
-    params: dict[str, Any] = Field(default_factory=dict,
-                                   description="strategy/broker parameters for every run")
-    grid: dict[str, list[Any]] = Field(default_factory=dict,
-                                       description="parameter -> values; one run per combination")
+    # Bounded free-form JSON (depth, size, finite numbers: ``api.schemas.common``).
+    params: JsonObject = Field(default_factory=dict,
+                               description="strategy/broker parameters for every run")
+    grid: Annotated[dict[str, list[Any]], BoundedJson] = Field(
+        default_factory=dict, description="parameter -> values; one run per combination")
     rank_by: RankBy = "total_return"
     datetime_column: str = Field(default="DATE_TIME", min_length=1, max_length=64)
-
-    @field_validator("params", "grid")
-    @classmethod
-    def _finite(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        """NaN and infinities are no parameter values (and cannot be stored as JSON)."""
-
-        def check(item: Any, where: str) -> None:
-            if isinstance(item, float) and not math.isfinite(item):
-                raise ValueError(f"{where}: {item!r} is not a finite number")
-            if isinstance(item, dict):
-                for key, sub in item.items():
-                    check(sub, f"{where}.{key}")
-            elif isinstance(item, list):
-                for position, sub in enumerate(item):
-                    check(sub, f"{where}[{position}]")
-
-        check(value, str(info.field_name))
-        return value
 
 
 class BacktestRunPublic(PublicModel):

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from api.schemas.common import DecimalOut, PublicModel, RequestModel
+from engine.credentials import PLACEHOLDER
 from engine.types import Money
 from persistence.enums import AssetStatus
 
@@ -66,7 +67,9 @@ class AssetPublic(PublicModel):
     strategy_plugin: str
     strategy_config: dict[str, Any]
     broker_plugin: str
-    broker_config: dict[str, Any]
+    broker_config: dict[str, Any] = Field(
+        description=f'credentials are write-only: a stored one reads "{PLACEHOLDER}" (send that back, or leave '
+                    "the key out, to keep it; null removes it)")
     pipeline_plugin: str
     pipeline_config: dict[str, Any]
     allocated_capital: DecimalOut
@@ -75,3 +78,20 @@ class AssetPublic(PublicModel):
     errored_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hide_credentials(cls, data: Any) -> Any:
+        """Every broker credential that is set shows as the placeholder, never its value."""
+        from api.plugin_config import public_broker_config
+
+        if isinstance(data, dict):
+            values = dict(data)
+        else:
+            values = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
+            values["broker_secrets"] = getattr(data, "broker_secrets", None)
+        stored = values.pop("broker_secrets", None)
+        if isinstance(values.get("broker_config"), dict):
+            values["broker_config"] = public_broker_config(
+                str(values.get("broker_plugin") or ""), values["broker_config"], stored)
+        return values

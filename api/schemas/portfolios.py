@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from api.schemas.common import DecimalOut, PublicModel, RequestModel
+from api.schemas.common import DecimalOut, JsonObject, PublicModel, RequestModel
 from engine.types import Money
 from persistence.enums import PortfolioStatus
 
@@ -18,7 +18,7 @@ class PortfolioCreate(RequestModel):
     name: str = NAME
     description: str = Field(default="", max_length=1024)
     portfolio_plugin: str = Field(default="default_portfolio", min_length=1, max_length=64)
-    portfolio_config: dict[str, Any] = Field(default_factory=dict)
+    portfolio_config: JsonObject = Field(default_factory=dict)
     total_capital: Money = Field(ge=0, max_digits=20, decimal_places=8)
     latency: float | None = Field(default=None, gt=0, le=86400, description="seconds between heartbeats")
 
@@ -29,7 +29,7 @@ class PortfolioUpdate(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=128)
     description: str | None = Field(default=None, max_length=1024)
     portfolio_plugin: str | None = Field(default=None, min_length=1, max_length=64)
-    portfolio_config: dict[str, Any] | None = None
+    portfolio_config: JsonObject | None = None
     total_capital: Money | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
     latency: float | None = Field(default=None, gt=0, le=86400)
 

@@ -132,11 +132,13 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
         except DBAPIError as exc:
             if _is_connection_failure(exc):
                 raise  # the connection or database failed: the whole batch must be resent
+            # Not a refused value (``_unit`` turned those into domain errors): a bug in a
+            # statement. Its text has the SQL and the parameters: server log only.
             logger.exception("write %s (%s) failed in the database", write.ctx.request_id, write.op)
-            return WriteOutcome.failure(write, exc)
+            return _internal_failure(write, exc)
         except Exception as exc:  # noqa: BLE001 - a bug in one write must not sink the batch
             logger.exception("write %s (%s) failed unexpectedly", write.ctx.request_id, write.op)
-            return WriteOutcome.failure(write, exc)
+            return _internal_failure(write, exc)
         return WriteOutcome.success(write, result)
 
     def _dispatch(self, write: WriteRequest) -> Any:
@@ -150,6 +152,14 @@ class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
             if "argument" in str(exc):
                 raise DomainError(f"{write.op}: {exc}") from None
             raise
+
+
+def _internal_failure(write: WriteRequest, exc: BaseException) -> WriteOutcome:
+    """The outcome of a write that failed on a bug: its class, never its text (the caller
+    may show the outcome's error to a client)."""
+    return WriteOutcome(request_id=write.request_id, op=write.op, ok=False,
+                        error=f"internal error ({type(exc).__name__}); see the server log",
+                        error_type=type(exc).__name__)
 
 
 def _is_connection_failure(exc: DBAPIError) -> bool:

@@ -21,10 +21,12 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import DataError as DatabaseDataError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.errors import DomainError, NotFound
+from engine.errors import DomainError, NotFound, UnstorableValue
+from engine.public_text import public_text
 from engine.types import utcnow
 from persistence.models import AuditLog, Portfolio
 from persistence.records import AuditContext, AuditRecord
@@ -122,8 +124,53 @@ def describe_validation(exc: ValidationError) -> str:
 
 
 def _integrity_message(exc: IntegrityError) -> str:
-    text = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-    return text
+    """The driver's own first line ("UNIQUE constraint failed: portfolios.name"), never
+    SQLAlchemy's text around it (the statement and its parameters)."""
+    return public_text(exc.orig if exc.orig is not None else type(exc).__name__)
+
+
+# SQLSTATE of a value PostgreSQL refuses -> what the client is told (the driver's text
+# quotes the value and, on later lines, the statement).
+_REFUSED_VALUES: dict[str, str] = {
+    "22001": "a text value is longer than its column allows",
+    "22003": "a number is outside the range the database can store",
+    "22007": "a date or time value is not valid",
+    "22008": "a date or time value is out of range",
+    "22021": "text contains a character the database cannot store",
+    "22P02": "a value is not in the form its column needs",
+    "22P05": "text contains a character the database cannot store",
+}
+
+
+def refused_value(exc: BaseException) -> UnstorableValue | None:
+    """The client's error for a value the database or its driver refused to store, or
+    None when ``exc`` is something else (a bug, a lost connection: not the input's fault).
+
+    Covers SQLAlchemy's ``DataError`` (PostgreSQL's class 22, and psycopg's refusal of a
+    NUL character) and the driver's ``UnicodeEncodeError`` for a lone surrogate, which
+    neither database can encode. The request layer refuses these first; this is the
+    backstop that keeps the statement out of the answer."""
+    if isinstance(exc, UnicodeEncodeError):
+        return UnstorableValue("write refused by the database: text contains a character that is not "
+                               "valid Unicode (a lone surrogate)")
+    if not isinstance(exc, DatabaseDataError):
+        return None
+    orig = exc.orig
+    text = str(orig) if orig is not None else ""
+    if "NUL" in text and "0x00" in text:
+        reason = "text contains a NUL character"
+    else:
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        reason = _REFUSED_VALUES.get(str(code), "a value was refused")
+    return UnstorableValue(f"write refused by the database: {reason}")
+
+
+def _log_refusal(request_id: str | None, exc: BaseException) -> None:
+    """The server log's record of a refused write: the driver's message and the statement,
+    never the parameters (they may be a password hash or a user's secret)."""
+    statement = getattr(exc, "statement", None)
+    logger.info("write %s refused by the database: %s: %s%s", request_id, type(exc).__name__,
+                getattr(exc, "orig", None) or exc, f" [statement: {statement}]" if statement else "")
 
 
 class UnitOfWork:
@@ -197,9 +244,16 @@ class UnitOfWork:
                 # A Core insert: a third of the cost of an ORM flush.
                 audit_id = session.execute(_AUDIT_INSERT, values).scalar_one()
         except IntegrityError as exc:
+            _log_refusal(request_id, exc)
             raise DomainError(
                 f"write refused by the database: {_integrity_message(exc)}"
             ) from None
+        except (DatabaseDataError, UnicodeEncodeError) as exc:
+            refusal = refused_value(exc)
+            if refusal is None:  # pragma: no cover - both kinds are values the input holds
+                raise
+            _log_refusal(request_id, exc)
+            raise refusal from None
         if batch is not None and request_id is not None:
             batch.absent.discard(request_id)  # a resend later in this batch must replay
         if change.after is not None:
