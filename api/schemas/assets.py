@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from api.schemas.common import DecimalOut, PublicModel, RequestModel
+from api.schemas.common import DecimalOut, JsonObject, PublicModel, RequestModel
 from engine.credentials import PLACEHOLDER
 from engine.types import Money
 from persistence.enums import AssetStatus
@@ -20,11 +20,11 @@ SYMBOL = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_./\-]+$")
 class AssetCreate(RequestModel):
     symbol: str = SYMBOL
     strategy_plugin: str = Field(default="default_strategy", min_length=1, max_length=64)
-    strategy_config: dict[str, Any] = Field(default_factory=dict)
+    strategy_config: JsonObject = Field(default_factory=dict)
     broker_plugin: str = Field(default="default_broker", min_length=1, max_length=64)
-    broker_config: dict[str, Any] = Field(default_factory=dict)
+    broker_config: JsonObject = Field(default_factory=dict)
     pipeline_plugin: str = Field(default="default_pipeline", min_length=1, max_length=64)
-    pipeline_config: dict[str, Any] = Field(default_factory=dict)
+    pipeline_config: JsonObject = Field(default_factory=dict)
     allocated_capital: Money = Field(default=Decimal("0"), ge=0, max_digits=20, decimal_places=8)
     max_positions: int = Field(default=1, ge=1, le=1000)
     data_source: dict[str, Any] = Field(default_factory=dict, description='e.g. {"csv_path": "data/eurusd.csv"}')
@@ -50,7 +50,7 @@ class PluginConfigUpdate(RequestModel):
     ``plugin`` left out keeps the current plugin; ``config`` replaces the whole config."""
 
     plugin: str | None = Field(default=None, min_length=1, max_length=64)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: JsonObject = Field(default_factory=dict)
 
 
 class AllocationUpdate(RequestModel):
