@@ -26,8 +26,11 @@ from api.errors import Unauthorized
 from engine.errors import ConfigError
 from engine.plugins.base import AAAPlugin
 from engine.types import utcnow
+from persistence.lockout import LockoutPolicy
 
 logger = logging.getLogger(__name__)
+
+_LOCKOUT = LockoutPolicy()  # the policy's defaults are this plugin's parameter defaults
 
 ACCESS = "access"
 REFRESH = "refresh"
@@ -59,19 +62,29 @@ class DefaultAAA(AAAPlugin):
     ALGORITHM: ClassVar[str] = "HS256"
     REQUIRED_CLAIMS: ClassVar[list[str]] = ["exp", "iat", "sub", "jti", "type"]
 
+    # The lockout numbers (persistence.lockout says what each one does): consecutive
+    # failures from one client before its backoff starts, the first backoff (doubling
+    # per further failure), the longest hold (a client's cap and the account-wide hold),
+    # the failures of all clients that hold the account, and the counting window.
     plugin_params = {
         "bcrypt_rounds": 12,
         "access_token_minutes": 30,
         "refresh_token_days": 7,
-        "max_failed_logins": 5,
-        "lockout_minutes": 30,
+        "max_failed_logins": _LOCKOUT.client_max_failures,
+        "lockout_backoff_seconds": int(_LOCKOUT.backoff_s),
+        "lockout_minutes": int(_LOCKOUT.max_lock_s // 60),
+        "account_max_failed_logins": _LOCKOUT.account_max_failures,
+        "failure_window_minutes": int(_LOCKOUT.window_s // 60),
     }
     plugin_debug_vars = [
         "bcrypt_rounds",
         "access_token_minutes",
         "refresh_token_days",
         "max_failed_logins",
+        "lockout_backoff_seconds",
         "lockout_minutes",
+        "account_max_failed_logins",
+        "failure_window_minutes",
     ]
 
     def __init__(
@@ -123,6 +136,24 @@ class DefaultAAA(AAAPlugin):
     @property
     def lockout(self) -> timedelta:
         return timedelta(minutes=self._int_param("lockout_minutes", 1, 100_000))
+
+    @property
+    def lockout_policy(self) -> LockoutPolicy:
+        """The failed-login policy from this plugin's parameters."""
+        lockout_s = self.lockout.total_seconds()
+        backoff_s = self._int_param("lockout_backoff_seconds", 1, 86_400)
+        if backoff_s > lockout_s:
+            raise ConfigError(
+                f"aaa parameter 'lockout_backoff_seconds' ({backoff_s}) must not exceed "
+                f"'lockout_minutes' ({self.lockout} = {int(lockout_s)} s)"
+            )
+        return LockoutPolicy(
+            client_max_failures=self.max_failed_logins,
+            backoff_s=float(backoff_s),
+            max_lock_s=lockout_s,
+            account_max_failures=self._int_param("account_max_failed_logins", 1, 1_000_000),
+            window_s=float(self._int_param("failure_window_minutes", 1, 100_000) * 60),
+        )
 
     @property
     def access_ttl(self) -> timedelta:

@@ -169,9 +169,15 @@ def _audit_denial(request: Request, exc: ApiError) -> None:
         user_agent=agent,
     )
     action = "auth.unauthorized" if exc.status_code == 401 else "auth.forbidden"
-    details = {"method": request.method, "path": request.url.path[:256], "reason": exc.message[:256]}
+    # Aggregated (one row per caller, ip, route and reason a minute, with a count), so
+    # a dead token retried in a loop cannot flood the log. The route's template and the
+    # reason's first two parts (PyJWT adds byte positions) keep that key set small.
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path[:64]
+    reason = ": ".join(exc.message.split(": ")[:2])[:128]
+    details = {"method": request.method[:16], "path": path, "reason": reason}
     try:
-        services.writer.audit(ctx, action, target_type="http", details=details)
+        services.writer.audit(ctx, action, target_type="http", details=details, aggregate=True)
     except Exception:  # never turn a 401/403 into a 500 because auditing failed
         logger.exception("could not audit %s on %s %s", action, request.method, request.url.path)
 

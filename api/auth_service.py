@@ -1,5 +1,9 @@
 """Registration, login with lockout, refresh-token rotation with reuse detection, logout.
 
+Lockout (``persistence.lockout`` is the policy): failures count per account AND client
+address, with exponential backoff per client and a much higher account-wide ceiling
+that known clients are exempt from, so anonymous requests cannot lock an owner out.
+
 Passwords and tokens are the AAA plugin's business; every state change goes through the
 Store (``writer``), which writes its audit row in the same transaction. A refresh token
 is one ``sessions`` row; the rows of one login share a family id (the ``sid`` claim).
@@ -12,6 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +28,7 @@ from engine.errors import DomainError, NotFound
 from engine.plugins.base import AAAPlugin
 from engine.types import utcnow
 from persistence.enums import Role
+from persistence.lockout import ACCOUNT, LockoutPolicy, client_key
 from persistence.records import AuditContext, SessionOpen, UserRecord
 
 logger = logging.getLogger(__name__)
@@ -36,12 +44,10 @@ class IssuedTokens:
     expires_in: int
 
 
-def _lockout_policy(aaa: AAAPlugin) -> tuple[int, float]:
-    """(failed attempts before lock, lock seconds) from the AAA plugin (defaults 5, 30 min)."""
-    attempts = getattr(aaa, "max_failed_logins", 5)
-    lockout = getattr(aaa, "lockout", None)
-    seconds = lockout.total_seconds() if lockout is not None else 1800.0
-    return int(attempts), float(seconds)
+def _lockout_policy(aaa: AAAPlugin) -> LockoutPolicy:
+    """The AAA plugin's lockout numbers; the policy's defaults for a plugin without any."""
+    policy = getattr(aaa, "lockout_policy", None)
+    return policy if isinstance(policy, LockoutPolicy) else LockoutPolicy()
 
 
 def _refresh_expiry(tokens: dict[str, Any], aaa: AAAPlugin) -> datetime:
@@ -78,51 +84,90 @@ def register(writer: Any, store: Any, aaa: AAAPlugin, ctx: AuditContext, *, user
 
 
 def login(writer: Any, store: Any, aaa: AAAPlugin, ctx: AuditContext, *, username: str, password: str) -> IssuedTokens:
-    """Check the password, count failures (lock after the limit), open a new login."""
+    """Check the password under the lockout policy (``persistence.lockout``) and open a
+    new login. A client held back (its own backoff, or the account-wide hold for a
+    client that never logged into this account, or its other attempt still running)
+    gets 423 with ``Retry-After`` before any password is checked. Refusals are audited as aggregated rows (one per user,
+    client, reason and minute, with a count)."""
     creds = store.get_credentials(username)
     if creds is None:
         burn = getattr(aaa, "burn_verify_time", None)
         if burn is not None:
             burn()  # an unknown name costs what a wrong password costs
-        writer.audit(ctx, "auth.login_failed", target_type="user", details={"username": username[:64], "reason": "unknown user"})
+        # Not keyed by the name tried: a spray of made-up names is one row per client and minute.
+        writer.audit(ctx, "auth.login_failed", target_type="user", details={"reason": "unknown user"}, aggregate=True)
         raise Unauthorized(BAD_CREDENTIALS, audited=True)
     user = creds.user
-    now = utcnow()
-    if user.is_locked(now):
-        assert user.locked_until is not None
-        wait = max(1, math.ceil((user.locked_until - now).total_seconds()))
-        writer.audit(
-            ctx.model_copy(update={"user_id": user.id}),
-            "auth.login_locked",
-            target_type="user",
-            target_id=user.id,
-            details={"locked_until": user.locked_until.isoformat()},
-        )
-        raise AccountLocked(
-            f"account locked after too many failed logins; try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-            audited=True,
-        )
-    if not aaa.verify_password(password, creds.password_hash):
-        attempts, lock_s = _lockout_policy(aaa)
-        after = writer.record_failed_login(ctx.model_copy(update={"user_id": user.id}), user.id, max_attempts=attempts, lockout_s=lock_s)
-        if after.is_locked(utcnow()):
-            logger.warning("user %s locked after %d failed logins", user.id, attempts)
-        raise Unauthorized(BAD_CREDENTIALS, audited=True)
+    user_ctx = ctx.model_copy(update={"user_id": user.id})
+    with _IN_FLIGHT.claim((user.id, client_key(ctx.ip))) as claimed:
+        if not claimed:
+            raise _held_back(writer, user_ctx, user.id, utcnow(), IN_FLIGHT)
+        gate = store.login_gate(user.id, ctx.ip)
+        if gate.blocked_until is not None:
+            raise _held_back(writer, user_ctx, user.id, gate.blocked_until, gate.scope)
+        if not aaa.verify_password(password, creds.password_hash):
+            failed = writer.record_failed_login(user_ctx, user.id, policy=_lockout_policy(aaa))
+            if failed.locks_started:
+                logger.warning("user %s: failed logins started a %s hold", user.id, " and ".join(failed.locks_started))
+            raise Unauthorized(BAD_CREDENTIALS, audited=True)
     if not user.is_active:
-        writer.audit(ctx.model_copy(update={"user_id": user.id}), "auth.login_refused", target_type="user", target_id=user.id, details={"reason": "deactivated"})
+        writer.audit(user_ctx, "auth.login_refused", target_type="user", target_id=user.id, details={"reason": "deactivated"}, aggregate=True)
         raise Unauthorized("account deactivated", audited=True)
     family = secrets.token_urlsafe(16)
     tokens = aaa.create_tokens(str(user.id), sid=family)
-    user_ctx = ctx.model_copy(update={"user_id": user.id, "is_admin": user.is_admin})
-    # One write, one audit row (auth.login): resets the failure count and any lock and
-    # opens the refresh-token session, in one transaction.
+    login_ctx = ctx.model_copy(update={"user_id": user.id, "is_admin": user.is_admin})
+    # One write, one audit row (auth.login): clears this client's failures and opens the
+    # refresh-token session, in one transaction.
     session = SessionOpen(jti=_refresh_jti(tokens, aaa), family_id=family, expires_at=_refresh_expiry(tokens, aaa))
     try:
-        writer.record_login(user_ctx, user.id, session=session)
+        writer.record_login(login_ctx, user.id, session=session)
     except DomainError as exc:  # deactivated between the check above and the write
         raise Unauthorized(f"login refused: {exc}") from None
     return _issued(tokens)
+
+
+def _held_back(writer: Any, ctx: AuditContext, user_id: int, until: datetime, scope: str | None) -> AccountLocked:
+    wait = max(1, math.ceil((until - utcnow()).total_seconds()))
+    writer.audit(ctx, "auth.login_locked", target_type="user", target_id=user_id, details={"scope": scope}, aggregate=True)
+    if scope == ACCOUNT:
+        message = f"account locked after too many failed logins; try again in {wait} s"
+    elif scope == IN_FLIGHT:
+        message = f"another login for this account from this client is in progress; try again in {wait} s"
+    else:
+        message = f"too many failed logins from this client; try again in {wait} s"
+    return AccountLocked(message, headers={"Retry-After": str(wait)}, audited=True)
+
+
+IN_FLIGHT = "in_flight"
+
+
+class _InFlight:
+    """The (user id, client) pairs whose password check is running in this process.
+
+    The hold is checked before the password and written after it: without this, N
+    requests sent at once would all pass the check and get N guesses where the policy
+    allows a few. A second attempt for the same pair while one runs is refused at once
+    (423, nothing waits, so a flood cannot tie up the thread pool). Across P gateway
+    processes at most P attempts per pair are in flight."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[tuple[int, str]] = set()
+
+    @contextmanager
+    def claim(self, key: tuple[int, str]) -> Iterator[bool]:
+        with self._lock:
+            claimed = key not in self._running
+            self._running.add(key)
+        try:
+            yield claimed
+        finally:
+            if claimed:
+                with self._lock:
+                    self._running.discard(key)
+
+
+_IN_FLIGHT = _InFlight()
 
 
 def subject_user_id(claims: dict[str, Any]) -> int:

@@ -214,6 +214,10 @@ class AuditRecord(_Record):
     user_agent: str | None
     request_id: str | None
     created_at: datetime
+    # An aggregated row (repeated authentication failures) stands for ``count`` events,
+    # the first at ``created_at``, the last at ``last_seen_at``.
+    count: int = 1
+    last_seen_at: datetime | None = None
 
 
 class BillingRecordView(_Record):

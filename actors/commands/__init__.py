@@ -30,5 +30,6 @@ COMMANDS: dict[str, str] = {
     "backtest": "run backtests over CSV files in parallel and write a report",
     "db": "database tools (db init: create the schema and the first admin)",
     "plugins": "list every plugin group, its plugins and their parameters",
+    "users": "account tools (users unlock NAME: lift an account's failed-login holds)",
 }
 """Command name -> one-line help. Each name is a module in this package."""

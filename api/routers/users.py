@@ -1,4 +1,5 @@
-"""``/api/users``: the caller's own account; admins list accounts and change role/active."""
+"""``/api/users``: the caller's own account; admins list accounts (with their lockout
+state), change role/active and unlock accounts."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from api.deps import AdminUser, CurrentUser, PageDep, ServicesDep
 from api.errors import Conflict
 from api.routers import ERROR_RESPONSES
 from api.schemas.common import Page
-from api.schemas.users import UserAdminUpdate, UserPublic
+from api.schemas.users import UserAdminUpdate, UserAdminView, UserPublic
+from engine.types import utcnow
 from persistence.enums import Role
+from persistence.records import UserRecord
 
 router = APIRouter(prefix="/api/users", tags=["users"], responses=ERROR_RESPONSES)
 
@@ -23,20 +26,43 @@ async def me(caller: CurrentUser) -> UserPublic:
     return UserPublic.model_validate(caller.user)
 
 
-@router.get("", response_model=Page[UserPublic])
+def _admin_views(services: ServicesDep, users: list[UserRecord]) -> list[UserAdminView]:
+    """Users with their lockout state (one more query for the page's client holds)."""
+    now = utcnow()
+    held = services.store.held_clients([u.id for u in users], now=now)
+    return [
+        UserAdminView(
+            **UserPublic.model_validate(u).model_dump(),
+            failed_login_count=u.failed_login_count,
+            is_locked=u.is_locked(now),
+            locked_until=u.locked_until if u.is_locked(now) else None,
+            held_clients=held.get(u.id, 0),
+        )
+        for u in users
+    ]
+
+
+@router.get("", response_model=Page[UserAdminView])
 async def list_users(
     admin: AdminUser,
     services: ServicesDep,
     page: PageDep,
     role: Annotated[Role | None, Query()] = None,
     is_active: Annotated[bool | None, Query()] = None,
-) -> Page[UserPublic]:
-    """Every account (admin only)."""
+) -> Page[UserAdminView]:
+    """Every account with its lockout state (admin only)."""
     result = await services.read(services.store.list_users, role=role, is_active=is_active, page=page.to_request())
-    return Page[UserPublic](
-        items=[UserPublic.model_validate(u) for u in result.items],
-        total=result.total, page=page.page, page_size=page.page_size,
-    )
+    items = await services.read(_admin_views, services, list(result.items))
+    return Page[UserAdminView](items=items, total=result.total, page=page.page, page_size=page.page_size)
+
+
+@router.post("/{user_id}/unlock", response_model=UserAdminView)
+def unlock_user(user_id: UserId, admin: AdminUser, services: ServicesDep) -> UserAdminView:
+    """Lift every failed-login hold on an account (admin only, audited as
+    ``user.unlock``): the account-wide hold, every client's backoff and the failure
+    counts. 404 for an unknown account."""
+    user = services.writer.unlock_user(admin.ctx(), user_id)
+    return _admin_views(services, [user])[0]
 
 
 @router.patch("/{user_id}", response_model=UserPublic)

@@ -44,6 +44,10 @@ class AuditLogPublic(PublicModel):
     ip: str | None
     user_agent: str | None
     created_at: datetime
+    # Repeated authentication failures share one row per minute: ``count`` events, the
+    # first at ``created_at``, the last at ``last_seen_at`` (null for ordinary rows).
+    count: int = 1
+    last_seen_at: datetime | None = None
 
 
 class ConfigEntryPublic(PublicModel):

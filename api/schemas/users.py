@@ -20,6 +20,19 @@ class UserPublic(PublicModel):
     created_at: datetime
 
 
+class UserAdminView(UserPublic):
+    """An account as an administrator sees it, with its failed-login state
+    (``persistence.lockout``): ``is_locked`` / ``locked_until`` are the account-wide hold
+    (clients that logged in before are exempt from it), ``held_clients`` how many client
+    addresses are in their own backoff now, ``failed_login_count`` the failures of all
+    clients within the counting window. ``POST /api/users/{id}/unlock`` lifts them all."""
+
+    failed_login_count: int
+    is_locked: bool
+    locked_until: datetime | None
+    held_clients: int
+
+
 class UserAdminUpdate(RequestModel):
     """What an admin may change on an account (fields left out keep their value)."""
 

@@ -5,7 +5,7 @@ from persistence.models.audit import AuditLog
 from persistence.models.backtests import BacktestResult, BacktestRun
 from persistence.models.portfolios import Asset, Portfolio
 from persistence.models.trading import Order, Position
-from persistence.models.users import User, UserSession
+from persistence.models.users import LoginFailure, User, UserSession
 
 __all__ = [
     "Asset",
@@ -14,6 +14,7 @@ __all__ = [
     "BacktestRun",
     "BillingRecord",
     "ConfigEntry",
+    "LoginFailure",
     "Order",
     "Portfolio",
     "Position",

@@ -1,10 +1,10 @@
-"""Users and their refresh-token sessions."""
+"""Users, their refresh-token sessions and their failed-login counts."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from persistence.base import Base, UTCDateTime
@@ -51,3 +51,28 @@ class UserSession(Base):
     replaced_by_jti: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
+
+
+class LoginFailure(Base):
+    """Failed logins of one user from one client address, for the lockout policy
+    (``persistence.lockout``): consecutive failures, this client's hold, and when this
+    client last logged in successfully (a known client is exempt from the account-wide
+    hold). One row per (user, client); in the database so that every gateway process
+    shares it and a restart does not forget it."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (UniqueConstraint("user_id", "client"),)
+
+    id: Mapped[int] = primary_key()
+    user_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    client: Mapped[str] = mapped_column(String(64), nullable=False)
+    # Consecutive failures (the backoff's count) and the failures of the current fixed
+    # window (what the account-wide ceiling adds up).
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    window_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

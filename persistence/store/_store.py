@@ -18,6 +18,7 @@ from persistence.models import AuditLog
 from persistence.store._raw import RawLookup
 from persistence.store._trade_batch import TradeBatch, _Planned
 from persistence.store._unit import WRITE_OPS, _Batch
+from persistence.store.logins import LoginOps
 from persistence.store.portfolios import PortfolioOps
 from persistence.store.reads import ReadOps
 from persistence.store.records_ops import RecordOps
@@ -33,7 +34,7 @@ _APPLIED_REQUEST_IDS = RawLookup(AuditLog.__table__, "request_id", ["request_id"
 __all__ = ["Store", "WriteOutcome", "WriteRequest", "WRITE_OPS"]
 
 
-class Store(UserOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
+class Store(UserOps, LoginOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
     """Facade over the database: every write with its audit row, every read as records."""
 
     def __init__(self, engine: Engine) -> None:

@@ -30,6 +30,7 @@ from engine.public_text import public_text
 from engine.types import utcnow
 from persistence.models import AuditLog, Portfolio
 from persistence.records import AuditContext, AuditRecord
+from persistence.store._audit import upsert_aggregated
 from persistence.store._raw import insert_rows
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ class Change(Generic[R]):
     finish: Callable[[AuditRecord], R] | None = None
     # Runs once the write and its audit row are in: updates batch-local caches.
     after: Callable[[], None] | None = None
+    # Repeated authentication failures: count into the window's shared row instead of
+    # inserting one (``persistence.store._audit``).
+    aggregate: bool = False
 
 
 class _Batch:
@@ -221,6 +225,7 @@ class UnitOfWork:
                     logger.debug("write %s already applied (%s): replaying", request_id, previous.action)
                     return replay(session, previous)
         audit_id: int | None = None
+        aggregated: AuditRecord | None = None
         try:
             change = apply(session)
             session.flush()
@@ -235,7 +240,10 @@ class UnitOfWork:
                 "request_id": request_id,
                 "created_at": utcnow(),
             }
-            if batch is not None and not batch.savepoints and change.finish is None:
+            if change.aggregate:
+                aggregated = upsert_aggregated(session, values)
+                audit_id = aggregated.id
+            elif batch is not None and not batch.savepoints and change.finish is None:
                 # Optimistic batch pass: every audit row of the pass goes in with one
                 # statement before the commit; if that fails the pass is re-run with
                 # a SAVEPOINT and an immediate audit insert per write.
@@ -260,7 +268,7 @@ class UnitOfWork:
             change.after()
         if change.finish is not None:
             assert audit_id is not None
-            return change.finish(AuditRecord(id=audit_id, **values))
+            return change.finish(aggregated or AuditRecord(id=audit_id, **values))
         return change.result
 
     def _insert_deferred_audits(self, batch: _Batch) -> None:

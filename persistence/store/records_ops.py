@@ -70,13 +70,19 @@ class RecordOps(UnitOfWork):
         target_type: str | None = None,
         target_id: str | int | None = None,
         details: dict[str, Any] | None = None,
+        aggregate: bool = False,
     ) -> AuditRecord:
-        """Record an event that changes no other table (failed login, 401/403, ...)."""
+        """Record an event that changes no other table (failed login, 401/403, ...).
+
+        ``aggregate=True`` (repeated authentication failures): events with the same
+        action, user, ip, target and details within a minute share one row, whose
+        ``count`` this adds one to (``persistence.store._audit``); the record returned
+        is that row as it now stands."""
         if not action or len(action) > 64:
             raise DomainError("action: must be 1 to 64 characters")
 
         def apply(session: Session) -> Change[AuditRecord]:
-            # The unit of work inserts the row; its record is the result.
+            # The unit of work inserts (or counts into) the row; its record is the result.
             return Change(
                 None,  # type: ignore[arg-type]
                 action,
@@ -84,6 +90,7 @@ class RecordOps(UnitOfWork):
                 target_id,
                 dict(details or {}),
                 finish=lambda record: record,
+                aggregate=aggregate,
             )
 
         return self._run(ctx, apply, self._replay_audit)

@@ -1,8 +1,8 @@
-"""Users, roles, login bookkeeping and refresh-token sessions."""
+"""Users, roles and refresh-token sessions (login bookkeeping: ``persistence.store.logins``)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -14,14 +14,12 @@ from persistence.enums import Role
 from persistence.models import AuditLog, User, UserSession
 from persistence.records import (
     AuditContext,
-    LoginRecord,
     RotationOutcome,
-    SessionOpen,
     SessionRecord,
     UserRecord,
 )
 from persistence.store._replay import count_from_details, target_record
-from persistence.store._unit import Change, UnitOfWork, coerce, write_op
+from persistence.store._unit import Change, UnitOfWork, write_op
 
 _user_replay = target_record(User, UserRecord)
 _session_replay = target_record(UserSession, SessionRecord)
@@ -160,76 +158,6 @@ class UserOps(UnitOfWork):
             )
 
         return self._run(ctx, apply, _user_replay)
-
-    @write_op("users")
-    def record_failed_login(
-        self,
-        ctx: AuditContext,
-        user_id: int,
-        *,
-        max_attempts: int,
-        lockout_s: float,
-        now: datetime | None = None,
-    ) -> UserRecord:
-        """Count a failed login; at ``max_attempts`` in a row the user is locked for
-        ``lockout_s`` seconds (and the count restarts)."""
-        if max_attempts < 1 or lockout_s < 0:
-            raise DomainError("record_failed_login: max_attempts >= 1 and lockout_s >= 0")
-        at = ensure_utc(now) if now is not None else utcnow()
-
-        def apply(session: Session) -> Change[UserRecord]:
-            user = self._user(session, user_id)
-            user.failed_login_count += 1
-            details: dict[str, Any] = {"failed_login_count": user.failed_login_count}
-            if user.failed_login_count >= max_attempts:
-                user.locked_until = at + timedelta(seconds=lockout_s)
-                user.failed_login_count = 0
-                details["locked_until"] = user.locked_until.isoformat()
-            session.flush()
-            return Change(
-                UserRecord.model_validate(user), "auth.login_failed", "user", user_id, details
-            )
-
-        return self._run(ctx, apply, _user_replay)
-
-    @write_op("users")
-    def record_login(
-        self,
-        ctx: AuditContext,
-        user_id: int,
-        *,
-        session: SessionOpen | dict[str, Any],
-        now: datetime | None = None,
-    ) -> LoginRecord:
-        """A successful login, as ONE change with one ``auth.login`` audit row: resets the
-        failure count and any lock, stamps ``last_login_at`` and opens the login's first
-        refresh-token session (ip and user agent from ``ctx``).
-
-        The audit row names the user and the new session's id and family, never a token.
-        A deactivated user gets a DomainError and nothing changes."""
-        spec = coerce(SessionOpen, session, "record_login.session")
-        at = ensure_utc(now) if now is not None else utcnow()
-        issued = spec.issued_at if spec.issued_at is not None else at
-        if spec.expires_at <= issued:
-            raise DomainError("record_login.session.expires_at: must be after issued_at")
-
-        def apply(session: Session) -> Change[LoginRecord]:
-            user = self._user(session, user_id)
-            if not user.is_active:
-                raise DomainError(f"user {user_id} is deactivated")
-            user.failed_login_count = 0
-            user.locked_until = None
-            user.last_login_at = at
-            row = _add_session(session, ctx, user_id, spec.jti, spec.family_id, issued, spec.expires_at)
-            return Change(
-                LoginRecord(user=UserRecord.model_validate(user), session=SessionRecord.model_validate(row)),
-                "auth.login",
-                "user",
-                user_id,
-                {"session_id": row.id, "family_id": spec.family_id},
-            )
-
-        return self._run(ctx, apply, _login_replay)
 
     # ------------------------------------------------------------------ sessions
 
@@ -438,15 +366,6 @@ def _add_session(
     session.add(row)
     session.flush()
     return row
-
-
-def _login_replay(session: Session, row: AuditLog) -> LoginRecord:
-    """A resent login returns the user and the session the first delivery opened."""
-    user = session.get(User, int(row.target_id)) if row.target_id is not None else None
-    opened = session.get(UserSession, int(row.details.get("session_id", 0)))
-    if user is None or opened is None:
-        raise NotFound(f"login {row.request_id}: its user or session no longer exists")
-    return LoginRecord(user=UserRecord.model_validate(user), session=SessionRecord.model_validate(opened))
 
 
 def _revoke_where(session: Session, condition: Any, at: datetime | None = None) -> int:

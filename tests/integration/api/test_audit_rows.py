@@ -1,6 +1,7 @@
 """INT-08: every state-changing 2xx leaves exactly one audit row naming the user, the
 action, the target, details and the client IP; refused logins, 401s and 403s are audited
-too; reads and refused writes (4xx) change nothing and write no change row."""
+too (repeats counted into one row a minute: tests/integration/api/test_audit_flood.py);
+reads and refused writes (4xx) change nothing and write no change row."""
 
 from __future__ import annotations
 
@@ -134,13 +135,17 @@ def test_denials_are_audited(gateway: Gateway) -> None:
     assert client.post("/api/auth/login", json={"username": "mallory", "password": "Wrong12345"}).status_code == 401
     assert gateway.audit_count() == before + 1
     row = _newest(gateway)
-    assert (row.action, row.user_id, row.ip) == ("auth.login_failed", mallory.user_id, CLIENT_IP)
-    assert row.details == {"failed_login_count": 1}
+    assert (row.action, row.user_id, row.ip, row.count) == ("auth.login_failed", mallory.user_id, CLIENT_IP, 1)
+    assert row.details == {"reason": "wrong password"}
+    # A repeat is counted into the same row (repeated failures are aggregated per minute).
+    assert client.post("/api/auth/login", json={"username": "mallory", "password": "Wrong12345"}).status_code == 401
+    again = gateway.store.list_audit_logs(action="auth.login_failed", user_id=mallory.user_id).items
+    assert sum(r.count for r in again) == 2 and len(again) <= 2
 
     assert client.post("/api/auth/login", json={"username": "ghost", "password": "Wrong12345"}).status_code == 401
     row = _newest(gateway)
     assert (row.action, row.user_id) == ("auth.login_failed", None)
-    assert row.details["username"] == "ghost" and "Wrong12345" not in str(row.details)
+    assert row.details == {"reason": "unknown user"} and "Wrong12345" not in str(row.details)
 
     assert client.get("/api/portfolios", headers={"Authorization": "Bearer garbage"}).status_code == 401
     row = _newest(gateway)

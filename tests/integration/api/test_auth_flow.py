@@ -135,29 +135,33 @@ def test_refresh_rotates_and_logout_revokes_everything(live_gateway: Gateway) ->
 
 
 def test_lockout_after_five_failures(live_gateway: Gateway) -> None:
+    """Five failures from one client hold THAT client back from the account (the first
+    backoff: 60 s); the failures are audited as one counted row, the hold as its own."""
     client = live_gateway.client
     user_id = live_gateway.make_user("erin")
     for _ in range(5):
         resp = client.post("/api/auth/login", json={"username": "erin", "password": "Wrong7Password"})
         assert resp.status_code == 401
         assert resp.json()["error"]["message"] == "invalid username or password"
-    # Locked: even the right password is refused, with how long to wait.
+    # Held back: even the right password is refused from this client, with how long to wait.
     resp = client.post("/api/auth/login", json={"username": "erin", "password": PASSWORD})
     assert resp.status_code == 423
     assert resp.json()["error"]["code"] == "account_locked"
     retry_after = int(resp.headers["retry-after"])
-    assert 29 * 60 <= retry_after <= 30 * 60
-    user = live_gateway.store.get_user(user_id)
-    assert user.locked_until is not None
-    failed = live_gateway.store.list_audit_logs(user_id=user_id, action="auth.login_failed")
-    assert failed.total == 5
-    assert live_gateway.store.list_audit_logs(user_id=user_id, action="auth.login_locked").total == 1
+    assert 50 <= retry_after <= 60
+    assert live_gateway.store.login_gate(user_id, "127.0.0.1").scope == "client"
+    failed = live_gateway.store.list_audit_logs(user_id=user_id, action="auth.login_failed").items
+    assert sum(row.count for row in failed) == 5 and len(failed) <= 2  # 2: the five straddled a minute
+    lockouts = live_gateway.store.list_audit_logs(user_id=user_id, action="auth.lockout").items
+    assert [(row.details["scope"], row.details["failures"]) for row in lockouts] == [("client", 5)]
+    assert live_gateway.store.list_audit_logs(user_id=user_id, action="auth.login_locked").items[0].count == 1
 
 
 def test_lock_expires_and_success_resets_the_count(gateway: Gateway) -> None:
     from datetime import timedelta
 
     from engine.types import utcnow
+    from persistence.lockout import LockoutPolicy
     from persistence.records import AuditContext
 
     user_id = gateway.make_user("fay")
@@ -167,10 +171,13 @@ def test_lock_expires_and_success_resets_the_count(gateway: Gateway) -> None:
     for _ in range(4):
         assert gateway.client.post("/api/auth/login", json={"username": "fay", "password": "Nope1234X"}).status_code == 401
     assert gateway.store.get_user(user_id).locked_until is None
-    # A lock that ended in the past no longer blocks.
-    gateway.store.record_failed_login(
-        AuditContext.system(), user_id, max_attempts=1, lockout_s=1, now=utcnow() - timedelta(seconds=5)
+    assert gateway.store.login_gate(user_id, "10.1.2.3").blocked_until is None
+    # A hold that ended in the past no longer blocks.
+    failed = gateway.store.record_failed_login(
+        AuditContext(user_id=user_id, ip="10.1.2.3"), user_id,
+        policy=LockoutPolicy(client_max_failures=1, backoff_s=1, max_lock_s=1), now=utcnow() - timedelta(seconds=5),
     )
+    assert failed.client_locked_until is not None and failed.client_locked_until < utcnow()
     assert gateway.client.post("/api/auth/login", json={"username": "fay", "password": PASSWORD}).status_code == 200
 
 

@@ -205,8 +205,9 @@ OP_CASES: dict[str, Callable[[World], tuple[Call, str]]] = {
         lambda ctx: w.store.set_password_hash(ctx, w.owner_id, "new-hash"), "user.password_change"
     ),
     "record_failed_login": lambda w: (
-        lambda ctx: w.store.record_failed_login(ctx, w.owner_id, max_attempts=5, lockout_s=60), "auth.login_failed"
+        lambda ctx: w.store.record_failed_login(ctx, w.owner_id), "auth.login_failed"
     ),
+    "unlock_user": lambda w: (lambda ctx: w.store.unlock_user(ctx, w.owner_id), "user.unlock"),
     "record_login": lambda w: (
         lambda ctx: w.store.record_login(
             ctx, w.owner_id, session=SessionOpen(jti=w.unique("jti"), family_id=w.unique("fam"),

@@ -9,6 +9,7 @@ import pytest
 
 from engine.errors import DomainError
 from engine.types import utcnow
+from persistence.lockout import LockoutPolicy
 from persistence.records import AuditContext, SessionOpen
 from persistence.store import Store
 from persistence.store.reads import ROTATION_CHAIN_LIMIT
@@ -37,9 +38,10 @@ def _rotate(world: World, old: str, new: str, family: str) -> None:
 
 def test_a_login_resets_the_lock_opens_the_session_and_writes_one_audit_row(world: World) -> None:
     store = world.store
+    client = AuditContext(user_id=world.owner_id, ip="198.51.100.4")
     for _ in range(3):
-        store.record_failed_login(SYSTEM, world.owner_id, max_attempts=3, lockout_s=600)
-    assert store.get_user(world.owner_id).locked_until is not None
+        store.record_failed_login(client, world.owner_id, policy=LockoutPolicy(client_max_failures=3))
+    assert store.login_gate(world.owner_id, "198.51.100.4").scope == "client"
     ctx = AuditContext(user_id=world.owner_id, ip="198.51.100.4", user_agent="ua/1", request_id="login-1")
     before = audit_count(store.engine)
 
@@ -51,6 +53,7 @@ def test_a_login_resets_the_lock_opens_the_session_and_writes_one_audit_row(worl
     assert row.details == {"session_id": login.session.id, "family_id": "fam-x"}
     assert "secret-jti" not in str(row.details)  # the refresh token's id stays out of the audit log
     assert (login.user.failed_login_count, login.user.locked_until) == (0, None)
+    assert store.login_gate(world.owner_id, "198.51.100.4").blocked_until is None
     assert login.user.last_login_at is not None
     stored = store.get_session("secret-jti")
     assert stored == login.session

@@ -9,6 +9,7 @@ import pytest
 
 from engine.errors import DomainError, NotFound
 from engine.types import utcnow
+from persistence.lockout import LockoutPolicy
 from persistence.records import (
     MAX_PAGE_SIZE,
     AuditContext,
@@ -175,19 +176,24 @@ def test_pending_orders_are_listed_for_reconciliation(world: World) -> None:
 # ------------------------------------------------------------------ users and sessions
 
 
-def test_failed_logins_lock_the_user_and_a_good_login_resets(world: World) -> None:
+def test_failed_logins_hold_the_client_back_and_a_good_login_resets(world: World) -> None:
     now = utcnow()
+    policy = LockoutPolicy(client_max_failures=3, backoff_s=300)
     for _ in range(2):
-        user = world.store.record_failed_login(SYSTEM, world.owner_id, max_attempts=3, lockout_s=300, now=now)
-    assert (user.failed_login_count, user.locked_until) == (2, None)
-    user = world.store.record_failed_login(SYSTEM, world.owner_id, max_attempts=3, lockout_s=300, now=now)
-    assert user.is_locked(now + timedelta(seconds=299)) and not user.is_locked(now + timedelta(seconds=301))
+        failed = world.store.record_failed_login(SYSTEM, world.owner_id, policy=policy, now=now)
+    assert (failed.user.failed_login_count, failed.client_failures, failed.client_locked_until) == (2, 2, None)
+    failed = world.store.record_failed_login(SYSTEM, world.owner_id, policy=policy, now=now)
+    assert failed.locks_started == ("client",) and failed.client_locked_until == now + timedelta(seconds=300)
+    assert world.store.login_gate(world.owner_id, None, now=now + timedelta(seconds=299)).scope == "client"
+    assert world.store.login_gate(world.owner_id, None, now=now + timedelta(seconds=301)).blocked_until is None
+    assert failed.user.locked_until is None  # the account itself is not held
     login = world.store.record_login(
         SYSTEM, world.owner_id, now=now,
         session=SessionOpen(jti="j-reset", family_id="f-reset", expires_at=now + timedelta(days=1)),
     )
     user = login.user
     assert (user.failed_login_count, user.locked_until, user.last_login_at) == (0, None, now)
+    assert world.store.login_gate(world.owner_id, None, now=now).blocked_until is None
     assert world.store.get_user(world.owner_id) == user
 
 

@@ -60,7 +60,7 @@ def _one_error_line(captured: Any, prefix: str) -> str:
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("run", "status", "backtest", "db", "plugins"):
+    for name in ("run", "status", "backtest", "db", "plugins", "users"):
         assert f"    {name} " in out
     assert "--load_config FILE, --config FILE" in out and "--save_config FILE" in out
 
@@ -73,7 +73,7 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
 def test_unknown_command_suggests_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["plugin"]) == 2
     line = _one_error_line(capsys.readouterr(), "lts plugin: error: ")
-    assert line.endswith("unknown command 'plugin' (commands: run, status, backtest, db, plugins); did you mean 'plugins'?")
+    assert line.endswith("unknown command 'plugin' (commands: run, status, backtest, db, plugins, users); did you mean 'plugins'?")
 
 
 def test_missing_command_module_is_not_yet_available(
