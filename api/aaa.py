@@ -1,4 +1,5 @@
-"""``default_aaa``: bcrypt password hashing, the password policy and HS256 JWTs.
+"""``default_aaa``: bcrypt password hashing, the password policy, HS256 JWTs and the
+failed-login lockout's numbers (the policy itself: :mod:`persistence.lockout`).
 
 Tokens carry ``sub`` (user id), ``type`` (``access``|``refresh``), ``jti`` (unique id),
 ``sid`` (the login's token family), ``iat`` and ``exp``. Decoding pins the algorithm

@@ -37,7 +37,10 @@ def register(body: RegisterRequest, services: ServicesDep, ctx: AnonymousCtx) ->
 )
 def login(body: LoginRequest, services: ServicesDep, ctx: AnonymousCtx) -> TokenPair:
     """Exchange username and password for an access token (30 min) and a refresh token
-    (7 days). Five failures in a row lock the account for 30 minutes."""
+    (7 days). Five failures in a row from one client hold that client back (423 with
+    ``Retry-After``: 60 s, doubling per further failure, up to 30 min); other clients are
+    not affected until the account's failures reach 100 in an hour, which holds it
+    against clients that never logged into it. An admin can unlock it."""
     tokens = auth_service.login(
         services.writer, services.store, services.aaa, ctx, username=body.username, password=body.password
     )
@@ -47,7 +50,8 @@ def login(body: LoginRequest, services: ServicesDep, ctx: AnonymousCtx) -> Token
 @router.post("/refresh", response_model=TokenPair)
 def refresh(body: RefreshRequest, services: ServicesDep, ctx: AnonymousCtx) -> TokenPair:
     """Trade a refresh token for a new pair. The presented token dies; presenting it
-    again revokes every token of that login."""
+    again revokes every token of that login. A token is valid only for the user and
+    login it was issued for."""
     tokens = auth_service.refresh(services.writer, services.aaa, ctx, refresh_token=body.refresh_token)
     return TokenPair.model_validate(tokens)
 
