@@ -25,6 +25,7 @@ own data. The actor adds what a plugin should not have to care about:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -56,11 +57,82 @@ EVENTLESS_BAR_BROKERS = frozenset({"default_broker"})
 INLINE_BROKERS = frozenset({"default_broker", "backtrader_simulation_broker"})
 
 
-def account_key(broker_name: str, broker_config: Mapping[str, Any], asset_id: Any, bar_driven: bool) -> str:
-    """The account an asset trades on: ``name:hash(config)`` (``+asset`` for simulations)."""
-    blob = json.dumps(dict(broker_config), sort_keys=True, default=str)
-    digest = hashlib.sha1(blob.encode()).hexdigest()[:12]
+def account_key(
+    broker_name: str,
+    broker_config: Mapping[str, Any],
+    asset_id: Any,
+    bar_driven: bool,
+    *,
+    secrets: Mapping[str, str] | None = None,
+    rules: "OperatorRules | None" = None,
+) -> str:
+    """The account an asset trades on: ``name:hash(config, credentials, rules)``
+    (``+asset`` for simulations). Only a hash: the key never shows a credential, and
+    assets share an account only when their credentials and the operator's rules for
+    them are the same (an asset without credentials never joins one opened with the
+    operator's, or with another user's)."""
+    identity: Any = dict(broker_config)
+    if secrets or rules is not None:
+        identity = {"config": identity, "secrets": dict(secrets or {}),
+                    "rules": None if rules is None else dataclasses.asdict(rules)}
+    blob = json.dumps(identity, sort_keys=True, default=str)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return f"{broker_name}:{digest}" + (f":asset{asset_id}" if bar_driven else "")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRules:
+    """What the operator's config lets one asset's broker account do. Built on the
+    asset's side (:meth:`for_asset`: it knows the portfolio), enforced here when the
+    plugin is created. The defaults are the fail-closed ones."""
+
+    outbound_hosts: tuple[str, ...] | None = None  # None: the default allow-list
+    prediction_provider_url: str | None = None
+    data_dir: str | None = None
+    operator_credentials: bool = False  # the portfolio is in operator_broker_portfolios
+
+    @classmethod
+    def for_asset(cls, portfolio_id: int, settings: Mapping[str, Any]) -> "OperatorRules":
+        from engine.credentials import operator_assigned
+
+        hosts = settings.get("outbound_hosts")
+        return cls(
+            outbound_hosts=None if hosts is None else tuple(str(h) for h in hosts),
+            prediction_provider_url=settings.get("prediction_provider_url"),
+            data_dir=settings.get("data_dir"),
+            operator_credentials=operator_assigned(portfolio_id, settings),
+        )
+
+    def config(self) -> dict[str, Any]:
+        """As config keys (for ``OutboundPolicy.from_config``)."""
+        return {k: v for k, v in (("outbound_hosts", self.outbound_hosts),
+                                  ("prediction_provider_url", self.prediction_provider_url),
+                                  ("data_dir", self.data_dir)) if v is not None}
+
+
+def create_account_plugin(
+    broker_name: str, broker_config: Mapping[str, Any], secrets: Mapping[str, str] | None, rules: OperatorRules
+) -> BrokerPlugin:
+    """The broker plugin for one account, under the operator's rules: URL and path
+    params checked, credentials resolved (the asset's own, decrypted here, or the
+    operator's where ``rules`` allow; else a one-line ``ConfigError`` and no request),
+    and the plugin told never to read the operator's environment itself."""
+    from engine.config.defaults import DEFAULT_VALUES
+    from engine.credentials import resolve_credentials
+    from engine.outbound import OutboundPolicy
+    from engine.plugins.loader import create_plugin, load_plugin
+    from engine.user_paths import UserPathPolicy
+
+    cls = load_plugin("broker", broker_name)
+    outbound = OutboundPolicy.from_config(rules.config())
+    user_paths = UserPathPolicy.for_data_dir(rules.data_dir or DEFAULT_VALUES["data_dir"])
+    cls.check_untrusted_params(broker_config, outbound=outbound, user_paths=user_paths, field="broker_config")
+    config = resolve_credentials(broker_name, cls.plugin_secret_params, cls.plugin_operator_env, broker_config,
+                                 secrets, operator_allowed=rules.operator_credentials)
+    broker = create_plugin("broker", broker_name, config)
+    assert isinstance(broker, BrokerPlugin)
+    broker.use_operator_policies(outbound=outbound, user_paths=user_paths, operator_env=False)
+    return broker
 
 
 @dataclass(slots=True)
@@ -106,17 +178,18 @@ class BrokerActor:
         broker_config: Mapping[str, Any],
         market_data: Any | None = None,
         asset_id: Any = None,
+        secrets: Mapping[str, str] | None = None,
+        rules: OperatorRules | None = None,
     ) -> dict[str, Any]:
         """Create the account ``key`` unless it exists; returns its cursor, whether it is
         new, and whether ``asset_id`` attached to it before in this incarnation (if not,
         after a restart of this actor, the asset calls ``restore_account``).
-        ``market_data`` (a ``MarketData``) feeds bar-driven simulation brokers."""
+        ``market_data`` (a ``MarketData``) feeds bar-driven simulation brokers;
+        ``secrets``: the asset's encrypted credentials; ``rules``: the operator's rules
+        for this asset (default: the fail-closed ones), see :func:`create_account_plugin`."""
         account = self._accounts.get(key)
         if account is None:
-            from engine.plugins.loader import create_plugin
-
-            broker = create_plugin("broker", broker_name, dict(broker_config))
-            assert isinstance(broker, BrokerPlugin)
+            broker = create_account_plugin(broker_name, broker_config, secrets, rules or OperatorRules())
             account = _Account(key=key, broker_name=broker_name, broker=broker, inline=broker_name in INLINE_BROKERS,
                                data=market_data)
             self._accounts[key] = account

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors import naming
-from actors.broker_actor import account_key
+from actors.broker_actor import OperatorRules, account_key
 from engine.data.market_data import MarketData, MarketSnapshot
 from engine.errors import TemporaryError
 from engine.pipeline.ports import AssetState, OrderIntent
@@ -64,11 +64,15 @@ class ActorBrokerPort:
         config = dict(record.broker_config or {})
         if "symbol" in broker_cls.plugin_params and "symbol" not in config:
             config["symbol"] = record.symbol
-        key = account_key(record.broker_plugin, config, record.id, bar_driven)
+        # The credentials travel encrypted (decrypted in the broker actor only), with the
+        # operator's rules for this asset: only this side knows the asset's portfolio.
+        secrets = dict(getattr(record, "broker_secrets", None) or {})
+        rules = OperatorRules.for_asset(record.portfolio_id, settings)
+        key = account_key(record.broker_plugin, config, record.id, bar_driven, secrets=secrets, rules=rules)
         handle = ray.get_actor(naming.BROKER, namespace=str(settings.get("ray_namespace", "lts")))
         timeout = float(settings.get("step_timeout_s", 10.0))
         info = await _call(handle.open_account.remote(key, record.broker_plugin, config, data if bar_driven else None,
-                                                      record.id), timeout, "broker.open_account")
+                                                      record.id, secrets, rules), timeout, "broker.open_account")
         return cls(handle, key, timeout, info)
 
     async def restore(self, journal: Any) -> Mapping[str, Any]:

@@ -36,7 +36,7 @@ _SETTING_KEYS = (
     "max_asset_restarts", "restart_window_s", "prediction_provider_url", "prediction_api_key",
     "prediction_timeout_s", "persistence_batch_size", "persistence_batch_delay_ms", "strategy_actors",
     "persistence", "max_steps_in_flight", "simulation_bars_per_call", "simulation_call_budget_ms",
-    "pause_waiting_assets", "paced_catch_up",
+    "pause_waiting_assets", "paced_catch_up", "outbound_hosts", "operator_broker_portfolios",
 )
 
 

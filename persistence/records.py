@@ -280,6 +280,8 @@ class AssetRecord(_Record):
     pipeline_config: dict[str, Any]
     allocated_capital: Decimal
     max_positions: int
+    # encrypted (engine.credentials); decrypted only where the broker plugin is created
+    broker_secrets: dict[str, str] | None = Field(default=None, repr=False)
     data_source: dict[str, Any]
     errored_at: datetime | None
     created_at: datetime
@@ -403,6 +405,7 @@ class AssetCreate(_Spec):
     pipeline_config: dict[str, Any] = Field(default_factory=dict)
     allocated_capital: Money = Field(default=Decimal("0"), ge=0)
     max_positions: int = Field(default=1, ge=1)
+    broker_secrets: dict[str, str] | None = Field(default=None, repr=False)  # encrypted values
     data_source: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, status
 
 from api.deps import Caller, CurrentUser, PageDep, Services, ServicesDep
-from api.plugin_config import validate_plugin_config
+from api.plugin_config import split_broker_secrets, validate_plugin_config
 from api.routers import ERROR_RESPONSES
 from api.schemas.assets import AllocationUpdate, AssetCreate, AssetPublic, AssetUpdate, PluginConfigUpdate
 from api.schemas.common import Message, Page
@@ -69,8 +69,12 @@ def create_asset(portfolio_id: Id, body: AssetCreate, caller: CurrentUser, servi
     """Add an (inactive) asset with its strategy / broker / pipeline plugins and configs."""
     services.store.get_portfolio(portfolio_id, viewer=caller.ctx().viewer())
     for kind in ("strategy", "broker", "pipeline"):
-        validate_plugin_config(kind, getattr(body, f"{kind}_plugin"), getattr(body, f"{kind}_config"), field=f"{kind}_config")
-    record = services.writer.create_asset(caller.ctx(), portfolio_id, AssetSpec(**body.model_dump()))
+        validate_plugin_config(kind, getattr(body, f"{kind}_plugin"), getattr(body, f"{kind}_config"),
+                               field=f"{kind}_config", config=services.config)
+    spec = body.model_dump()
+    # the user's own credentials leave the plain config here, encrypted (write-only)
+    spec["broker_config"], spec["broker_secrets"] = split_broker_secrets(body.broker_plugin, spec["broker_config"], None)
+    record = services.writer.create_asset(caller.ctx(), portfolio_id, AssetSpec(**spec))
     return _public(record)
 
 
@@ -97,9 +101,15 @@ def delete_asset(asset_id: Id, caller: CurrentUser, services: ServicesDep) -> Me
 def _set_plugin(kind: str, asset_id: int, body: PluginConfigUpdate, caller: Caller, services: Services) -> AssetPublic:
     current = services.store.get_asset(asset_id, viewer=caller.ctx().viewer())
     plugin = body.plugin or getattr(current, f"{kind}_plugin")
-    validate_plugin_config(kind, plugin, body.config, field="config")
+    validate_plugin_config(kind, plugin, body.config, field=f"{kind}_config", config=services.config)
     setter = getattr(services.writer, f"set_asset_{kind}")
-    record = setter(caller.ctx(), asset_id, plugin=body.plugin, config=dict(body.config))
+    if kind == "broker":
+        # Secrets left out (or sent back as the placeholder) keep the stored ones; null
+        # removes one. Another plugin keeps only the credentials it declares.
+        config, secrets = split_broker_secrets(plugin, body.config, current.broker_secrets)
+        record = setter(caller.ctx(), asset_id, plugin=body.plugin, config=config, secrets=secrets)
+    else:
+        record = setter(caller.ctx(), asset_id, plugin=body.plugin, config=dict(body.config))
     _notify_engine(services, asset_id)
     return _public(record)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.data.market_data import MarketData
 from engine.errors import ConfigError
+from engine.outbound import OutboundPolicy, default_policy
 from engine.prediction.types import PREDICTION_TYPES, PredictionProvider, PredictionResult
 
 logger = logging.getLogger(__name__)
@@ -42,9 +43,10 @@ class SourceSwitch:
         }
 
 
-def build_provider(source: str, options: dict[str, Any]) -> PredictionProvider:
+def build_provider(source: str, options: dict[str, Any], outbound: OutboundPolicy | None = None) -> PredictionProvider:
     """A provider for ``"csv"`` (``path`` or ``data``, plus CsvPredictionProvider options)
-    or ``"api"`` (``url``/``base_url``, ``api_key``, PredictionClientSettings fields)."""
+    or ``"api"`` (``url``/``base_url``, ``api_key``, PredictionClientSettings fields; the
+    base URL must be one ``outbound`` allows, the default allow-list when None)."""
     if source == "csv":
         from engine.prediction.csv_provider import CsvPredictionProvider
 
@@ -65,7 +67,10 @@ def build_provider(source: str, options: dict[str, Any]) -> PredictionProvider:
 
         if "url" in options:
             options["base_url"] = options.pop("url")
-        return PredictionClient(PredictionClientSettings.from_config({}, overrides=options))
+        settings = PredictionClientSettings.from_config({}, overrides=options)
+        # where the HTTP client is built: a user's URL reaches only the operator's hosts
+        (outbound or default_policy()).check_url(settings.base_url, "broker_config.prediction_provider_url")
+        return PredictionClient(settings)
     raise ConfigError(
         f"backtrader_broker: unknown prediction source {source!r}; use one of {', '.join(SOURCE_NAMES)} "
         "or pass a PredictionProvider object"
@@ -83,13 +88,15 @@ class PredictionSources:
         self.failures: Counter[str] = Counter()
 
     def switch(
-        self, source: str | PredictionProvider, at: datetime | None, **options: Any
+        self, source: str | PredictionProvider, at: datetime | None, *, outbound: OutboundPolicy | None = None,
+        **options: Any,
     ) -> str:
-        """Make ``source`` current; returns its name. See the module docstring."""
+        """Make ``source`` current; returns its name. See the module docstring.
+        ``outbound``: the hosts an ``"api"`` source may call."""
         if isinstance(source, str):
             name = source.lower()
             if options or name not in self._providers:
-                provider = build_provider(name, dict(options))  # fails before anything changes
+                provider = build_provider(name, dict(options), outbound)  # fails before anything changes
                 _close(self._providers.get(name))
                 self._providers[name] = provider
         elif isinstance(source, PredictionProvider):

@@ -39,6 +39,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tenacity.wait import wait_random_exponential
 
 from engine.errors import BrokerError, ConfigError, LTSError, NotFound, OrderRejected, TemporaryError
+from engine.outbound import OutboundPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +85,17 @@ for _name in ("oandapyV20", "oandapyV20.oandapyV20", "urllib3.connectionpool"):
     logging.getLogger(_name).addFilter(REDACTOR)
 
 
-def resolve_environment(environment: str, api_url: str | None) -> str:
-    """The oandapyV20 environment name to use; registers ``api_url`` when given."""
+def resolve_environment(environment: str, api_url: str | None, policy: OutboundPolicy) -> str:
+    """The oandapyV20 environment name to use; registers ``api_url`` when given.
+
+    The URL requests will go to (``api_url``, or the environment's official one) must be
+    one ``policy`` allows (the operator's ``outbound_hosts``): checked here, where the
+    client is built, whatever was checked when the config was stored."""
     if api_url:
         url = api_url.rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"oanda_broker: api_url must start with http:// or https://, got {api_url!r}")
+        policy.check_url(url, "broker_config.api_url")
         name = "lts-" + hashlib.sha1(url.encode()).hexdigest()[:12]
         oanda_core.TRADING_ENVIRONMENTS.setdefault(name, {"api": url, "stream": url})
         return name
@@ -98,6 +104,7 @@ def resolve_environment(environment: str, api_url: str | None) -> str:
             f"oanda_broker: environment must be one of {', '.join(KNOWN_ENVIRONMENTS)} "
             f"(or set api_url), got {environment!r}"
         )
+    policy.check_url(oanda_core.TRADING_ENVIRONMENTS[environment]["api"], "broker_config.environment")
     return environment
 
 

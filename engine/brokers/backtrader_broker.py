@@ -115,6 +115,9 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
         "cash", "commission", "leverage", "slippage_perc", "prediction_source", "prediction_csv",
         "prediction_provider_url",
     ]
+    plugin_url_params: ClassVar[tuple[str, ...]] = ("prediction_provider_url",)
+    plugin_path_params: ClassVar[tuple[str, ...]] = ("prediction_csv",)
+    plugin_secret_params: ClassVar[tuple[str, ...]] = ("prediction_api_key",)
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         bt.brokers.BackBroker.__init__(self)  # the metaclass has set self.p already
@@ -187,7 +190,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
     def switch_prediction_source(self, source: str | PredictionProvider, **options: Any) -> str:
         """Use ``source`` from now on: ``"csv"`` (``path=`` or ``data=``), ``"api"`` (``url=``,
         ``api_key=``, client settings) or a ``PredictionProvider``. Returns the source's name."""
-        return self._sources.switch(source, self._bar_time(), **options)
+        return self._sources.switch(source, self._bar_time(), outbound=self.outbound, **options)
 
     def get_predictions(
         self, symbol: str | None = None, at: datetime | None = None, types: tuple[str, ...] = PREDICTION_TYPES
@@ -210,13 +213,13 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
     def _start_default_source(self) -> None:
         source = str(self.params["prediction_source"]).lower()
         if source == "api":
-            self._sources.switch("api", self._bar_time(), **{
+            self._sources.switch("api", self._bar_time(), outbound=self.outbound, **{
                 "url": self.params["prediction_provider_url"],
                 "api_key": self.params["prediction_api_key"],
                 "timeout_s": float(self.params["prediction_timeout_s"]),
             })
         elif source == "csv":
-            path = self.params.get("prediction_csv")
+            path = self.user_path("prediction_csv")  # inside data_dir when the runtime says so
             options: dict[str, Any] = {"path": path} if path else {"data": self._feed_market_data()}
             self._sources.switch("csv", self._bar_time(), **options)
         else:

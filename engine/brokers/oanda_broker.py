@@ -35,15 +35,22 @@ Results
     ``find_order`` or repeat the call with the same client id, which looks it up first).
 
 Secrets
-    ``access_token`` has no default; it comes from the config or ``OANDA_ACCESS_TOKEN``. It is
-    held as a ``pydantic.SecretStr``, never logged, never in an error message, ``repr`` or
-    debug info.
+    ``access_token`` has no default; it comes from the config or, for operator code,
+    ``OANDA_ACCESS_TOKEN`` (likewise ``account_id`` / ``OANDA_ACCOUNT_ID``). The engine
+    never lets this plugin read the environment for an asset: it passes the asset's own
+    credentials, or the operator's where the operator's config allows it
+    (``engine.credentials``). The token is held as a ``pydantic.SecretStr``, never
+    logged, never in an error message, ``repr`` or debug info.
+
+Endpoints
+    Requests go only to hosts the operator's ``outbound_hosts`` allows (``engine.outbound``),
+    checked when the HTTP client is built: ``api_url``, or the official host of
+    ``environment``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -95,6 +102,11 @@ class OandaBroker(BrokerPlugin):
         "account_id", "environment", "api_url", "timeout_s", "max_retries", "backoff",
         "instrument", "units_per_quantity",
     ]
+    plugin_url_params: ClassVar[tuple[str, ...]] = ("api_url",)
+    plugin_secret_params: ClassVar[tuple[str, ...]] = ("access_token",)
+    plugin_operator_env: ClassVar[dict[str, str]] = {
+        "access_token": "OANDA_ACCESS_TOKEN", "account_id": "OANDA_ACCOUNT_ID",
+    }
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self._transport_obj: OandaTransport | None = None
@@ -122,9 +134,10 @@ class OandaBroker(BrokerPlugin):
 
     @property
     def account_id(self) -> str:
-        value = self.params.get("account_id") or os.environ.get("OANDA_ACCOUNT_ID")
+        value = self.operator_value("account_id")
         if not value:
-            raise ConfigError("oanda_broker: account_id is not set (config key account_id or OANDA_ACCOUNT_ID)")
+            raise ConfigError("oanda_broker: account_id is not set (config key account_id"
+                              + (" or OANDA_ACCOUNT_ID)" if self._operator_env else ")"))
         return str(value)
 
     @property
@@ -136,12 +149,12 @@ class OandaBroker(BrokerPlugin):
 
     def _transport(self) -> OandaTransport:
         if self._transport_obj is None:
-            token = self.params.get("access_token")
-            secret = token.get_secret_value() if isinstance(token, SecretStr) else os.environ.get("OANDA_ACCESS_TOKEN")
+            token = self.operator_value("access_token")
+            secret = token.get_secret_value() if isinstance(token, SecretStr) else token
             if not secret:
                 raise ConfigError(
                     "oanda_broker: access_token is not set; give the access_token key (config file "
-                    "or --access_token) or set OANDA_ACCESS_TOKEN"
+                    "or --access_token)" + (" or set OANDA_ACCESS_TOKEN" if self._operator_env else "")
                 )
             timeout = float(self.params["timeout_s"])
             retries = int(self.params["max_retries"])
@@ -151,7 +164,8 @@ class OandaBroker(BrokerPlugin):
                 raise ConfigError(f"oanda_broker: max_retries must be >= 0, got {retries}")
             self._transport_obj = OandaTransport(
                 access_token=secret,
-                environment=resolve_environment(str(self.params["environment"]), self.params.get("api_url")),
+                environment=resolve_environment(str(self.params["environment"]), self.params.get("api_url"),
+                                                self.outbound),
                 timeout_s=timeout,
                 max_retries=retries,
                 backoff=float(self.params["backoff"]),
@@ -527,7 +541,7 @@ class OandaBroker(BrokerPlugin):
     # ---- internals -------------------------------------------------------------------
     @property
     def _label(self) -> str:
-        return f"oanda {self.params.get('account_id') or os.environ.get('OANDA_ACCOUNT_ID') or '?'}"
+        return f"oanda {self.operator_value('account_id') or '?'}"
 
     @contextmanager
     def _client_id_lock(self, key: str) -> Iterator[None]:

@@ -38,6 +38,14 @@ DEFAULT_VALUES: dict[str, Any] = {
     "prediction_provider_url": "http://127.0.0.1:8001",
     "prediction_api_key": None,
     "prediction_timeout_s": 10.0,
+    # Hosts a user's asset config may make the server call (broker api_url, prediction URLs):
+    # "host" (https, port 443), "host:port", or "http://host:port" for plain http to a
+    # non-loopback host. The host of prediction_provider_url is always allowed. See engine.outbound.
+    "outbound_hosts": ["api-fxpractice.oanda.com", "api-fxtrade.oanda.com"],
+    # Portfolio ids whose assets may trade with the operator's own broker credentials
+    # (OANDA_ACCESS_TOKEN / OANDA_ACCOUNT_ID in the engine's environment) when an asset
+    # brings none of its own. Empty: no portfolio may. See engine.credentials.
+    "operator_broker_portfolios": [],
     # Auth (jwt_secret must be given for `lts run`; never commit one).
     "jwt_secret": None,
     "access_token_minutes": 30,

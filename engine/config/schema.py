@@ -83,6 +83,8 @@ GLOBAL_TYPES: dict[str, KeyType] = {
     ),
     "prediction_api_key": KeyType(StrictStr | None, "str or null"),
     "prediction_timeout_s": KeyType(_PositiveFloat, "float > 0 (seconds)"),
+    "outbound_hosts": KeyType(list[_NonEmptyStr], 'list of host or host:port (JSON, e.g. ["api-fxpractice.oanda.com"])'),
+    "operator_broker_portfolios": KeyType(list[_PositiveInt], "list of portfolio ids (JSON, e.g. [1])"),
     "jwt_secret": KeyType(StrictStr | None, "str or null"),
     "access_token_minutes": KeyType(_PositiveInt, "int >= 1"),
     "refresh_token_days": KeyType(_PositiveInt, "int >= 1"),

@@ -81,6 +81,9 @@ class Asset(Base):
     strategy_config: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     broker_plugin: Mapped[str] = mapped_column(String(64), nullable=False, default="default_broker")
     broker_config: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    # The user's own broker credentials, each encrypted (engine.credentials): name ->
+    # Fernet token. Kept out of broker_config, which responses and audit rows show.
+    broker_secrets: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     pipeline_plugin: Mapped[str] = mapped_column(
         String(64), nullable=False, default="default_pipeline"
     )

@@ -236,6 +236,8 @@ class PortfolioOps(UnitOfWork):
                     "broker_plugin": spec.broker_plugin,
                     "pipeline_plugin": spec.pipeline_plugin,
                     "allocated_capital": str(spec.allocated_capital),
+                    # which credentials were stored, never their (encrypted) values
+                    "broker_secrets": sorted(spec.broker_secrets or {}),
                 },
             )
 
@@ -255,6 +257,9 @@ class PortfolioOps(UnitOfWork):
                 if clash is not None:
                     raise DomainError(f"symbol: portfolio already has an asset {wanted['symbol']!r}")
             diff = _apply_changes(asset, wanted)
+            if "broker_secrets" in diff:  # the audit names the credentials, never their values
+                diff["broker_secrets"] = {"from": sorted(diff["broker_secrets"]["from"] or {}),
+                                          "to": sorted(diff["broker_secrets"]["to"] or {})}
             session.flush()
             return Change(
                 AssetRecord.model_validate(asset),
@@ -275,7 +280,8 @@ class PortfolioOps(UnitOfWork):
         return self._change_asset(ctx, asset_id, changes.model_dump(exclude_none=True), "asset.update")
 
     def _set_plugin(
-        self, ctx: AuditContext, asset_id: int, kind: str, plugin: str | None, config: dict[str, Any] | None
+        self, ctx: AuditContext, asset_id: int, kind: str, plugin: str | None, config: dict[str, Any] | None,
+        secrets: dict[str, str] | None = None,
     ) -> AssetRecord:
         if plugin is not None and not (0 < len(plugin) <= 64):
             raise DomainError(f"{kind}_plugin: must be 1 to 64 characters")
@@ -286,6 +292,10 @@ class PortfolioOps(UnitOfWork):
             wanted[f"{kind}_plugin"] = plugin
         if config is not None:
             wanted[f"{kind}_config"] = config
+        if secrets is not None:
+            if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
+                raise DomainError(f"{kind}_secrets: must map names to encrypted strings")
+            wanted[f"{kind}_secrets"] = secrets or None
         if not wanted:
             raise DomainError(f"set_asset_{kind}: give a plugin name, a config or both")
         return self._change_asset(ctx, asset_id, wanted, f"asset.{kind}_change")
@@ -298,9 +308,12 @@ class PortfolioOps(UnitOfWork):
 
     @write_op("assets")
     def set_asset_broker(
-        self, ctx: AuditContext, asset_id: int, *, plugin: str | None = None, config: dict[str, Any] | None = None
+        self, ctx: AuditContext, asset_id: int, *, plugin: str | None = None, config: dict[str, Any] | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> AssetRecord:
-        return self._set_plugin(ctx, asset_id, "broker", plugin, config)
+        """``secrets``: the asset's encrypted credentials after the change (None keeps
+        them, ``{}`` removes them all)."""
+        return self._set_plugin(ctx, asset_id, "broker", plugin, config, secrets)
 
     @write_op("assets")
     def set_asset_pipeline(

@@ -27,7 +27,8 @@ def test_live_asset_trades_on_the_brokers_prices(ray_session, sqlite_store, sqli
         "symbol": "EURUSD", "strategy_plugin": "default_strategy",
         "strategy_config": {"lookback": 1, "quantity": 1000.0},
         "broker_plugin": "oanda_broker", "broker_config": oanda_stub.broker_config()}], latency=HEARTBEAT_S)
-    config = engine_config(sqlite_db_url, tmp_path, mode="live", global_latency=HEARTBEAT_S)
+    config = engine_config(sqlite_db_url, tmp_path, mode="live", global_latency=HEARTBEAT_S,
+                           **oanda_stub.operator_config())  # the operator allows the loopback stub
     started = datetime.now(timezone.utc)
     with running_engine(config) as runtime:
         def asset() -> dict:

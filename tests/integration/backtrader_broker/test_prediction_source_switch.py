@@ -13,6 +13,7 @@ import backtrader as bt
 import pytest
 
 from engine.brokers.backtrader_broker import BacktraderBroker
+from engine.outbound import OutboundPolicy
 from engine.types import OrderStatus
 from tests.fixtures.fake_prediction_service import default_value
 
@@ -70,6 +71,9 @@ def run(eurusd_data, eurusd_lts_csv, prediction_service_server):
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(bt.feeds.PandasData(dataname=frame, name="EURUSD"))
     broker = BacktraderBroker({"cash": 100_000.0, "prediction_source": "csv", "prediction_csv": str(eurusd_lts_csv)})
+    # the operator's allow-list names the loopback prediction service (outbound_hosts)
+    service_host = prediction_service.base_url.split("://", 1)[1].rstrip("/")
+    broker.use_operator_policies(outbound=OutboundPolicy.from_config({"outbound_hosts": [service_host]}))
     cerebro.setbroker(broker)
     journal: list = []
     orders: list = []

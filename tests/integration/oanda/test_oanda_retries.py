@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from engine.brokers.oanda_broker import OandaBroker
 from engine.errors import BrokerError, NotFound, TemporaryError
 from engine.types import OrderStatus
 
@@ -20,7 +19,7 @@ def _open(broker, cid="cid-r"):
 def test_storm_of_429_503_and_timeouts_on_a_read_then_success(oanda_stub, caplog):
     oanda_stub.state.slow_s = 0.8
     oanda_stub.state.script("summary", 429, 503, "stall", 502, 429)
-    broker = OandaBroker(oanda_stub.broker_config(timeout_s=0.3, max_retries=6))
+    broker = oanda_stub.broker(timeout_s=0.3, max_retries=6)
 
     with caplog.at_level(logging.WARNING, logger="engine.brokers._oanda_transport"):
         summary = broker.account_summary()
@@ -35,7 +34,7 @@ def test_storm_of_429_503_and_timeouts_on_a_read_then_success(oanda_stub, caplog
 def test_backoff_sleeps_stay_under_the_exponential_caps(oanda_stub, caplog):
     # full jitter: sleep n is uniform in [0, min(backoff * 2**(n-1), backoff_max)]
     oanda_stub.state.script("pricing", 503, 503, 503, 503)
-    broker = OandaBroker(oanda_stub.broker_config(backoff=0.01, backoff_max=0.05, max_retries=4))
+    broker = oanda_stub.broker(backoff=0.01, backoff_max=0.05, max_retries=4)
     with caplog.at_level(logging.WARNING, logger="engine.brokers._oanda_transport"):
         broker.get_price("EURUSD")
     lines = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
@@ -47,7 +46,7 @@ def test_backoff_sleeps_stay_under_the_exponential_caps(oanda_stub, caplog):
 
 def test_storm_on_order_create_ends_with_exactly_one_order(oanda_stub):
     oanda_stub.state.script("order_create", 429, 503, 429)
-    broker = OandaBroker(oanda_stub.broker_config())
+    broker = oanda_stub.broker()
 
     result = _open(broker)
 
@@ -59,7 +58,7 @@ def test_storm_on_order_create_ends_with_exactly_one_order(oanda_stub):
 
 def test_retries_run_out_with_a_clear_temporary_error(oanda_stub):
     oanda_stub.state.script("open_trades", *([503] * 10))
-    broker = OandaBroker(oanda_stub.broker_config(max_retries=2))
+    broker = oanda_stub.broker(max_retries=2)
     with pytest.raises(TemporaryError, match=r"list open trades failed with HTTP 503.*gave up after 3 attempts"):
         broker.get_open_orders()
     assert oanda_stub.state.count("open_trades") == 3
@@ -68,7 +67,7 @@ def test_retries_run_out_with_a_clear_temporary_error(oanda_stub):
 @pytest.mark.parametrize("status", [400, 404])
 def test_400_and_404_on_an_order_are_rejections_without_retry(oanda_stub, status):
     oanda_stub.state.script("order_create", status, 503)
-    broker = OandaBroker(oanda_stub.broker_config())
+    broker = oanda_stub.broker()
     result = _open(broker)
     assert not result.success and result.status is OrderStatus.REJECTED
     assert f"HTTP {status}" in (result.reason or "")
@@ -77,7 +76,7 @@ def test_400_and_404_on_an_order_are_rejections_without_retry(oanda_stub, status
 
 
 def test_401_is_a_broker_error_at_once(oanda_stub):
-    broker = OandaBroker(oanda_stub.broker_config(access_token="not-the-right-token"))
+    broker = oanda_stub.broker(access_token="not-the-right-token")
     with pytest.raises(BrokerError, match="HTTP 401.*access_token.*OANDA_ACCESS_TOKEN"):
         broker.account_summary()
     with pytest.raises(BrokerError, match="HTTP 401"):
@@ -86,7 +85,7 @@ def test_401_is_a_broker_error_at_once(oanda_stub):
 
 
 def test_403_wrong_account_is_a_broker_error_at_once(oanda_stub):
-    broker = OandaBroker(oanda_stub.broker_config(account_id="101-000-0000000-999"))
+    broker = oanda_stub.broker(account_id="101-000-0000000-999")
     with pytest.raises(BrokerError, match="HTTP 403.*account_id"):
         broker.get_open_orders()
     assert len(oanda_stub.state.requests) == 1
@@ -94,7 +93,7 @@ def test_403_wrong_account_is_a_broker_error_at_once(oanda_stub):
 
 def test_404_on_a_read_is_not_found_without_retry(oanda_stub):
     oanda_stub.state.script("pricing", 404)
-    broker = OandaBroker(oanda_stub.broker_config())
+    broker = oanda_stub.broker()
     with pytest.raises(NotFound, match="HTTP 404"):
         broker.get_price("EURUSD")
     assert oanda_stub.state.count("pricing") == 1
@@ -104,7 +103,7 @@ def test_404_on_a_read_is_not_found_without_retry(oanda_stub):
 def test_ambiguous_failure_after_the_fill_is_looked_up_never_resent(oanda_stub, fault):
     oanda_stub.state.slow_s = 0.8
     oanda_stub.state.script("order_create", fault)
-    broker = OandaBroker(oanda_stub.broker_config(timeout_s=0.3))
+    broker = oanda_stub.broker(timeout_s=0.3)
 
     result = _open(broker)
 
@@ -120,7 +119,7 @@ def test_ambiguous_failure_after_the_fill_is_looked_up_never_resent(oanda_stub, 
 def test_ambiguous_failure_before_oanda_saw_the_order_resends_once(oanda_stub):
     # a 502 from a proxy in front of OANDA: nothing was placed, so the lookup finds nothing
     oanda_stub.state.script("order_create", 502)
-    broker = OandaBroker(oanda_stub.broker_config())
+    broker = oanda_stub.broker()
     result = _open(broker)
     assert result.success
     assert len(oanda_stub.state.orders_for_client_id("cid-r")) == 1
@@ -131,7 +130,7 @@ def test_a_stalled_request_that_lands_after_the_timeout_is_found_not_duplicated(
     # the server holds the request past the client's timeout and only then places it
     oanda_stub.state.slow_s = 0.45
     oanda_stub.state.script("order_create", "stall")
-    broker = OandaBroker(oanda_stub.broker_config(timeout_s=0.3))
+    broker = oanda_stub.broker(timeout_s=0.3)
     started = time.monotonic()
     result = _open(broker)
     time.sleep(max(0.0, started + 0.6 - time.monotonic()))  # let the stalled request land
@@ -144,7 +143,7 @@ def test_an_order_still_pending_at_oanda_is_waited_for(oanda_stub):
     # the order stays PENDING for 0.7 s: the client times out, the lookup sees PENDING,
     # waits, and reports the fill; a resend would have been refused by OANDA anyway
     oanda_stub.state.fill_delay_s = 0.7
-    broker = OandaBroker(oanda_stub.broker_config(timeout_s=0.3, backoff=0.1, backoff_max=0.3, max_retries=8))
+    broker = oanda_stub.broker(timeout_s=0.3, backoff=0.1, backoff_max=0.3, max_retries=8)
     result = _open(broker)
     [order] = oanda_stub.state.orders_for_client_id("cid-r")
     assert result.success and result.position_id == order["tradeOpenedID"]
@@ -154,7 +153,7 @@ def test_an_order_still_pending_at_oanda_is_waited_for(oanda_stub):
 def test_unknown_state_after_exhausted_retries_is_resolved_on_the_next_call(oanda_stub):
     oanda_stub.state.script("order_create", "process_then_500")
     oanda_stub.state.script("order_get", 503, 503, 503)
-    broker = OandaBroker(oanda_stub.broker_config(max_retries=2))
+    broker = oanda_stub.broker(max_retries=2)
 
     with pytest.raises(TemporaryError, match="state at OANDA is unknown.*find_order"):
         _open(broker)
@@ -167,9 +166,9 @@ def test_unknown_state_after_exhausted_retries_is_resolved_on_the_next_call(oand
 
 
 def test_find_order_reconciles_after_a_restart(oanda_stub):
-    first = OandaBroker(oanda_stub.broker_config())
+    first = oanda_stub.broker()
     placed = _open(first)
-    restarted = OandaBroker(oanda_stub.broker_config())  # no memory of the first instance
+    restarted = oanda_stub.broker()  # no memory of the first instance
 
     found = restarted.find_order("cid-r")
 
@@ -179,7 +178,7 @@ def test_find_order_reconciles_after_a_restart(oanda_stub):
 
 
 def test_ambiguous_close_is_looked_up_not_repeated(oanda_stub):
-    broker = OandaBroker(oanda_stub.broker_config())
+    broker = oanda_stub.broker()
     opened = _open(broker)
     oanda_stub.state.set_price("EUR_USD", "1.10220", "1.10240")
     oanda_stub.state.script("trade_close", "drop")
@@ -192,7 +191,7 @@ def test_ambiguous_close_is_looked_up_not_repeated(oanda_stub):
 
 
 def test_ambiguous_partial_close_is_found_in_the_transactions(oanda_stub):
-    broker = OandaBroker(oanda_stub.broker_config())
+    broker = oanda_stub.broker()
     opened = broker.open_order({"symbol": "EURUSD", "side": "buy", "quantity": 3000, "client_order_id": "p"})
     oanda_stub.state.script("trade_close", "process_then_500")
 
@@ -210,6 +209,6 @@ def test_no_connection_at_all_is_a_temporary_error(oanda_stub):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    broker = OandaBroker(oanda_stub.broker_config(api_url=f"http://127.0.0.1:{port}", max_retries=1))
+    broker = oanda_stub.broker(f"127.0.0.1:{port}", api_url=f"http://127.0.0.1:{port}", max_retries=1)
     with pytest.raises(TemporaryError, match="lost its connection.*gave up after 2 attempts"):
         broker.get_open_orders()

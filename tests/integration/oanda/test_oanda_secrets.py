@@ -8,8 +8,7 @@ import traceback
 
 import pytest
 
-from engine.brokers.oanda_broker import OandaBroker
-from engine.errors import LTSError
+from engine.errors import ConfigError, LTSError
 
 TOKEN = "sekrit-0123456789abcdef-oanda-token"
 
@@ -33,27 +32,27 @@ def test_token_never_leaks_through_logs_or_errors(oanda_stub, caplog):
 
     with caplog.at_level(logging.DEBUG):
         # 1. the server refuses the token and quotes it back
-        wrong = OandaBroker(oanda_stub.broker_config(access_token=TOKEN))
+        wrong = oanda_stub.broker(access_token=TOKEN)
         with pytest.raises(LTSError) as refused:
             wrong.account_summary()
         errors.append(refused.value)
 
         # 2. the right token, a storm whose error bodies quote it, then success
         oanda_stub.state.access_token = TOKEN
-        broker = OandaBroker(oanda_stub.broker_config(access_token=TOKEN, timeout_s=0.3))
+        broker = oanda_stub.broker(access_token=TOKEN, timeout_s=0.3)
         oanda_stub.state.script("order_create", 429, 503, "drop")
         result = broker.open_order({"symbol": "EURUSD", "side": "buy", "quantity": 10, "client_order_id": "s-1"})
         assert result.success
 
         # 3. retries run out on a read
         oanda_stub.state.script("open_trades", 503, 503, 503)
-        limited = OandaBroker(oanda_stub.broker_config(access_token=TOKEN, max_retries=2))
+        limited = oanda_stub.broker(access_token=TOKEN, max_retries=2)
         with pytest.raises(LTSError) as exhausted:
             limited.get_open_orders()
         errors.append(exhausted.value)
 
         # 4. a forbidden account, the body quoting the credentials
-        other = OandaBroker(oanda_stub.broker_config(access_token=TOKEN, account_id="nope"))
+        other = oanda_stub.broker(access_token=TOKEN, account_id="nope")
         with pytest.raises(LTSError) as forbidden:
             other.get_open_orders()
         errors.append(forbidden.value)
@@ -67,7 +66,16 @@ def test_token_never_leaks_through_logs_or_errors(oanda_stub, caplog):
 
 def test_token_comes_from_the_environment_when_not_configured(oanda_stub, monkeypatch):
     monkeypatch.setenv("OANDA_ACCESS_TOKEN", oanda_stub.access_token)
-    config = oanda_stub.broker_config()
-    del config["access_token"]
-    broker = OandaBroker(config)
+    broker = oanda_stub.broker(access_token=None)  # operator code: the env fallback applies
     assert broker.account_summary()["account_id"] == oanda_stub.account_id
+
+
+def test_a_plugin_the_runtime_ruled_the_environment_out_for_never_reads_it(oanda_stub, monkeypatch):
+    monkeypatch.setenv("OANDA_ACCESS_TOKEN", oanda_stub.access_token)
+    monkeypatch.setenv("OANDA_ACCOUNT_ID", oanda_stub.account_id)
+    broker = oanda_stub.broker(access_token=None, account_id=None)
+    broker.use_operator_policies(outbound=broker.outbound, operator_env=False)
+    with pytest.raises(ConfigError, match=r"access_token is not set; give the access_token key \(config file or "
+                                          r"--access_token\)$"):
+        broker.account_summary()
+    assert oanda_stub.state.requests == []  # refused before any request

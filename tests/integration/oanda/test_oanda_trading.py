@@ -6,13 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from engine.brokers.oanda_broker import OandaBroker
 from engine.types import OrderStatus, Side
 
 
 @pytest.fixture
 def broker(oanda_stub):
-    b = OandaBroker(oanda_stub.broker_config())
+    b = oanda_stub.broker()
     yield b
     b.close()
 
@@ -48,7 +47,7 @@ def test_sell_units_are_negative_and_fill_at_bid(broker, oanda_stub):
 
 
 def test_units_per_quantity_turns_lots_into_units(oanda_stub):
-    broker = OandaBroker(oanda_stub.broker_config(units_per_quantity=100000))
+    broker = oanda_stub.broker(units_per_quantity=100000)
     result = _open(broker, quantity="0.01")
     assert oanda_stub.state.orders_for_client_id("cid-1")[0]["units"] == "1000"
     assert result.quantity == Decimal("0.01")

@@ -8,6 +8,7 @@ import pytest
 from engine.brokers import _oanda_transport as t
 from engine.brokers.oanda_broker import OandaBroker
 from engine.errors import BrokerError, ConfigError, NotFound, OrderRejected, TemporaryError
+from engine.outbound import OutboundPolicy, OutboundRefused
 from engine.plugins.base import BrokerPlugin
 
 
@@ -48,14 +49,21 @@ def test_bad_numbers_are_config_errors(key, value):
 
 
 def test_api_url_registers_an_environment_without_touching_practice_or_live():
+    # the operator allows the loopback host (outbound_hosts), as a test stub would need
+    policy = OutboundPolicy.from_hosts(["127.0.0.1:9999", "api-fxtrade.oanda.com"])
     practice = dict(oanda_core.TRADING_ENVIRONMENTS["practice"])
-    name = t.resolve_environment("practice", "http://127.0.0.1:9999/")
+    name = t.resolve_environment("practice", "http://127.0.0.1:9999/", policy)
     assert oanda_core.TRADING_ENVIRONMENTS[name]["api"] == "http://127.0.0.1:9999"
-    assert t.resolve_environment("live", "http://127.0.0.1:9999") == name  # idempotent
+    assert t.resolve_environment("live", "http://127.0.0.1:9999", policy) == name  # idempotent
     assert oanda_core.TRADING_ENVIRONMENTS["practice"] == practice
-    assert t.resolve_environment("live", None) == "live"
+    assert t.resolve_environment("live", None, policy) == "live"
     with pytest.raises(ConfigError, match="api_url must start with http"):
-        t.resolve_environment("practice", "ftp://x")
+        t.resolve_environment("practice", "ftp://x", policy)
+    # a host the operator did not list, and an official one it left out, are refused
+    with pytest.raises(OutboundRefused, match=r"broker_config.api_url: host 127.0.0.1:9998 is not in"):
+        t.resolve_environment("practice", "http://127.0.0.1:9998", policy)
+    with pytest.raises(OutboundRefused, match=r"broker_config.environment: host api-fxpractice.oanda.com:443"):
+        t.resolve_environment("practice", None, policy)
 
 
 def test_token_is_hidden_in_params_repr_and_debug_info():
