@@ -30,7 +30,7 @@ from pydantic import Field
 from api.deps import CurrentUser, PageDep, ServicesDep
 from api.errors import Conflict, EngineUnavailable, InvalidInput
 from api.routers import ERROR_RESPONSES
-from api.schemas.common import BoundedJson, JsonObject, Page, PublicModel, RequestModel
+from api.schemas.common import BoundedJson, JsonObject, Page, PublicModel, PublicText, RequestModel
 from engine.errors import NotFound
 from persistence.records import BacktestRunRecord, Viewer
 
@@ -83,7 +83,7 @@ class BacktestRunPublic(PublicModel):
     data_files: list[str]
     total_jobs: int
     completed_jobs: int
-    error: str | None
+    error: PublicText | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -96,7 +96,7 @@ class BacktestResultPublic(PublicModel):
     params: dict[str, Any]
     stats: dict[str, Any]
     trades_count: int
-    error: str | None
+    error: PublicText | None
 
 
 class BacktestRunDetail(BacktestRunPublic):

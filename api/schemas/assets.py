@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from api.schemas.common import DecimalOut, JsonObject, PublicModel, RequestModel
+from api.schemas.common import DecimalOut, JsonObject, PublicModel, PublicText, RequestModel
 from engine.credentials import PLACEHOLDER
 from engine.types import Money
 from persistence.enums import AssetStatus
@@ -63,7 +63,7 @@ class AssetPublic(PublicModel):
     symbol: str
     is_active: bool
     status: AssetStatus
-    status_reason: str | None
+    status_reason: PublicText | None
     strategy_plugin: str
     strategy_config: dict[str, Any]
     broker_plugin: str

@@ -24,6 +24,8 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
+from engine.public_text import public_text
+
 MAX_PAGE_SIZE = 500
 """Largest ``page_size`` a list endpoint accepts (larger asks are a 422)."""
 DEFAULT_PAGE_SIZE = 50
@@ -133,6 +135,13 @@ BoundedJson = AfterValidator(_check_json_bounds)
 
 JsonObject = Annotated[dict[str, Any], BoundedJson]
 """A free-form JSON object within the bounds above (plugin configs, ``data_source``...)."""
+
+
+PublicText = Annotated[str, AfterValidator(public_text)]
+"""A response field that carries an error text (``status_reason``, an order's ``reason``,
+a backtest's ``error``...): answered as ``engine.public_text`` cleans it, one line with
+no server internals. The engine writes them clean; this also covers rows written before
+it did, or by tools that do not."""
 
 
 class RequestModel(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from api.schemas.common import DecimalOut, PublicModel
+from api.schemas.common import DecimalOut, PublicModel, PublicText
 
 
 class Health(PublicModel):
@@ -81,7 +81,7 @@ class PluginPublic(PublicModel):
     entry_point: str
     description: str
     params: dict[str, Any]
-    error: str | None
+    error: PublicText | None
 
 
 class PluginGroupPublic(PublicModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from api.schemas.common import DecimalOut, PublicModel, RequestModel
+from api.schemas.common import DecimalOut, PublicModel, PublicText, RequestModel
 from persistence.enums import OrderStatus, OrderType, Side
 
 
@@ -34,7 +34,7 @@ class OrderPublic(PublicModel):
     filled_quantity: DecimalOut
     filled_price: DecimalOut | None
     commission: DecimalOut
-    reason: str | None
+    reason: PublicText | None
     created_at: datetime
     updated_at: datetime
     filled_at: datetime | None
@@ -69,5 +69,5 @@ class ExecuteResult(PublicModel):
     asset_id: int
     action: str
     order: OrderPublic | None = None
-    reason: str | None = None
+    reason: PublicText | None = None
     details: dict[str, Any] = Field(default_factory=dict)

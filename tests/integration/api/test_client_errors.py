@@ -183,6 +183,21 @@ def test_storable_text_is_not_refused(probed: Any) -> None:
     assert resp.status_code == 200 and resp.json()["description"] == text, resp.text
 
 
+RAY_STYLE_REASON = ("start failed: RayTaskError(DataError): \x1b[36mray::AssetActor.start()\x1b[39m (pid=25274, "
+                    "ip=192.0.2.2, actor_id=8ff0a1b2c3d4e5f60718293a4b5c6d7e)\n  File \"/srv/lts/actors/asset_actor.py\"")
+
+
+def test_error_texts_stored_by_older_code_are_answered_clean(probed: Any) -> None:
+    """A ``status_reason`` or an order ``reason`` written before the engine cleaned them
+    (or by a tool that does not) is still answered as one clean line."""
+    gateway, alice, _root, _pid, aid = probed
+    system = AuditContext.system()
+    gateway.store.mark_asset_errored(system, aid, RAY_STYLE_REASON)
+    shown = gateway.client.get(f"/api/assets/{aid}", headers=alice.headers).json()["status_reason"]
+    assert_clean_line(shown, where="status_reason")
+    assert shown.startswith("start failed: RayTaskError(DataError): ray::AssetActor.start()"), shown
+
+
 def test_values_the_database_refuses_come_back_without_sql(store: Store, db_backend: str) -> None:
     """Past the API (the engine's writes, a tool using the Store): a value the database
     cannot store is an UnstorableValue naming what is wrong, in one line, with no
