@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.config.schema import is_secret_key
 from engine.errors import DomainError, NotFound
 from engine.types import to_decimal, utcnow
 from persistence.enums import AssetStatus, PortfolioStatus
@@ -35,6 +36,14 @@ def _jsonable(value: Any) -> Any:
     return str(value) if isinstance(value, Decimal) else value
 
 
+def _audited(name: str, value: Any) -> Any:
+    """A value as its audit row shows it: in a plugin config, a credential-looking key's
+    value is hidden (a row written before credentials were kept apart may hold one)."""
+    if name.endswith("_config") and isinstance(value, dict):
+        return {k: "********" if v is not None and is_secret_key(str(k)) else v for k, v in value.items()}
+    return _jsonable(value)
+
+
 def _apply_changes(obj: Any, changes: dict[str, Any]) -> dict[str, Any]:
     """Set changed attributes; return ``{field: {"from": old, "to": new}}`` for the audit."""
     diff: dict[str, Any] = {}
@@ -42,7 +51,7 @@ def _apply_changes(obj: Any, changes: dict[str, Any]) -> dict[str, Any]:
         old = getattr(obj, name)
         if old != new:
             setattr(obj, name, new)
-            diff[name] = {"from": _jsonable(old), "to": _jsonable(new)}
+            diff[name] = {"from": _audited(name, old), "to": _audited(name, new)}
     return diff
 
 

@@ -181,3 +181,20 @@ def test_a_users_own_token_is_write_only_encrypted_and_never_audited_or_logged(g
     everything = audit + "".join(r.text for r in answers) + "\n".join(r.getMessage() for r in caplog.records)
     for secret in (USER_TOKEN, USER_TOKEN + "-2", stored["access_token"], replaced["access_token"]):
         assert secret not in everything  # ...never the token nor its ciphertext
+
+
+def test_a_token_left_in_a_row_from_before_is_never_shown_nor_audited(gateway, monkeypatch):
+    from persistence.records import AssetCreate, AuditContext
+
+    monkeypatch.delenv(CREDENTIALS_KEY_ENV, raising=False)
+    user, portfolio_id = _user_portfolio(gateway)
+    legacy = gateway.store.create_asset(AuditContext.system(), portfolio_id, AssetCreate(
+        symbol="EURUSD", broker_plugin="oanda_broker", broker_config={"access_token": USER_TOKEN, "account_id": "1"}))
+    answers = [gateway.client.get(f"/api/assets/{legacy.id}", headers=user.headers)]
+    assert answers[0].json()["broker_config"] == {"access_token": PLACEHOLDER, "account_id": "1"}
+    answers.append(gateway.client.patch(f"/api/assets/{legacy.id}/broker", headers=user.headers,
+                                        json={"config": {"account_id": "2"}}))
+    assert answers[1].status_code == 200, answers[1].text
+    assert gateway.store.get_asset(legacy.id).broker_config == {"account_id": "2"}  # the plain token is gone
+    assert gateway.audit_count(action="asset.broker_change", target_id=str(legacy.id)) == 1
+    assert USER_TOKEN not in _audit_text(gateway) + "".join(r.text for r in answers)
