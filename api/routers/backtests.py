@@ -7,7 +7,8 @@
 
 Files are named relative to the server's ``data_dir`` (globs allowed); anything that
 resolves outside it — ``..``, an absolute path elsewhere, a symlink pointing out — is
-refused with 422 naming the entry, before anything is recorded or run.
+refused with 422 naming the entry, before anything is recorded or run. The check is the
+one policy for user-named paths, ``engine.user_paths.UserPathPolicy``.
 
 The gateway does not import Ray: the batch runs through the engine handle, which must
 offer ``submit_backtest`` (see :class:`BacktestSubmitter`; the actor runtime delegates
@@ -16,7 +17,6 @@ it to ``actors.backtests.launcher.BacktestLauncher``). Without one the answer is
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from datetime import datetime
@@ -32,6 +32,7 @@ from api.errors import Conflict, EngineUnavailable, InvalidInput
 from api.routers import ERROR_RESPONSES
 from api.schemas.common import BoundedJson, JsonObject, Page, PublicModel, PublicText, RequestModel
 from engine.errors import NotFound
+from engine.user_paths import UserPathPolicy
 from persistence.records import BacktestRunRecord, Viewer
 
 logger = logging.getLogger(__name__)
@@ -108,17 +109,12 @@ class BacktestRunDetail(BacktestRunPublic):
 FINISHED = ("completed", "failed", "cancelled")
 
 
-def _relative(path: str | None, root: Path) -> str | None:
-    """A stored absolute path shown relative to ``root`` (server paths stay private)."""
-    if path is None:
-        return None
-    try:
-        return str(Path(path).resolve().relative_to(root))
-    except ValueError:
-        return Path(path).name
+def _shown(path: str | None, policy: UserPathPolicy) -> str | None:
+    """A stored absolute path shown relative to ``data_dir`` (server paths stay private)."""
+    return None if path is None else policy.shown(path)
 
 
-def _run_public(run: BacktestRunRecord, data_root: Path) -> dict[str, Any]:
+def _run_public(run: BacktestRunRecord, policy: UserPathPolicy) -> dict[str, Any]:
     has_report = run.status in FINISHED and run.output_dir is not None
     return {
         "id": run.id,
@@ -126,7 +122,7 @@ def _run_public(run: BacktestRunRecord, data_root: Path) -> dict[str, Any]:
         "status": str(run.status),
         "strategy_plugin": run.strategy_plugin,
         "params": {k: v for k, v in run.params.items() if k != "files"},
-        "data_files": [_relative(p, data_root) for p in run.data_paths],
+        "data_files": [_shown(p, policy) for p in run.data_paths],
         "total_jobs": run.total_jobs,
         "completed_jobs": run.completed_jobs,
         "error": run.error,
@@ -137,47 +133,25 @@ def _run_public(run: BacktestRunRecord, data_root: Path) -> dict[str, Any]:
     }
 
 
-def data_root(config: Any) -> Path:
-    """The configured data directory, resolved (symlinks included)."""
-    return Path(os.path.expanduser(str(config["data_dir"]))).resolve()
+def _policy(services: Any) -> UserPathPolicy:
+    return UserPathPolicy.for_config(services.config)
 
 
-def resolve_data_files(root: Path, entries: list[str]) -> list[Path]:
-    """Files named by ``entries`` (relative paths or globs under ``root``).
+def _backtest_root(services: Any) -> Path:
+    """The configured ``backtest_dir``, resolved: reports are served only from under it."""
+    return Path(os.path.expanduser(str(services.config["backtest_dir"]))).resolve()
 
-    Each match is resolved (``..`` and symlinks followed) and must lie inside ``root``;
-    the error names the entry and its position. A pattern that matches nothing is an
-    error too, so a typo cannot silently shrink the batch.
-    """
-    found: dict[Path, None] = {}
-    for position, entry in enumerate(entries):
-        where = f"files[{position}] {entry!r}"
-        if "\x00" in entry:
-            raise InvalidInput(f"{where}: invalid character")
-        if entry.startswith("~"):
-            raise InvalidInput(f"{where}: give a path relative to the data directory")
-        if ".." in Path(entry).parts:
-            raise InvalidInput(f"{where}: '..' is not allowed: files must be inside the data directory")
-        # An absolute path is accepted only when it lies inside the data directory.
-        pattern = entry if Path(entry).is_absolute() else str(root / entry)
-        files = []
-        try:
-            matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(entry) else [pattern]
-            for match in matches:
-                resolved = Path(match).resolve()
-                if not resolved.is_relative_to(root):
-                    raise InvalidInput(f"{where}: resolves outside the data directory")
-                if resolved.is_file():
-                    files.append(resolved)
-        except OSError as exc:  # a name too long, an unreadable folder
-            raise InvalidInput(f"{where}: cannot be read ({exc.strerror or type(exc).__name__})") from None
-        except RuntimeError:  # Path.resolve on Python 3.11 raises this for a symlink loop
-            raise InvalidInput(f"{where}: cannot be read (symlink loop)") from None
-        if not files:
-            raise InvalidInput(f"{where}: no such file in the data directory")
-        for path in files:
-            found.setdefault(path, None)
-    return list(found)
+
+def _report_file(output_dir: str | None, base: Path) -> Path | None:
+    """``output_dir/report.html`` when it is a file inside ``base``, else None."""
+    if not output_dir:
+        return None
+    try:
+        report = (Path(output_dir) / "report.html").resolve()
+        inside = report.is_relative_to(base) and report != base and report.is_file()
+    except (OSError, RuntimeError):  # unreadable, or a symlink loop (Python 3.11)
+        return None
+    return report if inside else None
 
 
 def _viewer(caller: Any) -> Viewer:
@@ -201,8 +175,8 @@ def _submitter(services: Any) -> BacktestSubmitter:
 def submit_backtest(body: BacktestCreate, caller: CurrentUser, services: ServicesDep) -> dict[str, Any]:
     from actors.backtests.planning import plan_from_params  # plain Python, no Ray
 
-    root = data_root(services.config)
-    files = resolve_data_files(root, body.files)
+    policy = _policy(services)
+    files = policy.resolve_files(body.files, "files")
     plan = plan_from_params(strategy=body.strategy, files=files, set_params=body.params,
                             grid=body.grid, datetime_column=body.datetime_column)
     total = len(files)
@@ -218,9 +192,9 @@ def submit_backtest(body: BacktestCreate, caller: CurrentUser, services: Service
         "data_paths": [str(f) for f in files],
         "total_jobs": total,
     })
-    out_dir = Path(os.path.expanduser(str(services.config["backtest_dir"]))) / f"run-{run.id}"
+    out_dir = _backtest_root(services) / f"run-{run.id}"
     try:
-        submitter.submit_backtest(run_id=run.id, plan=plan, out_dir=str(out_dir.resolve()),
+        submitter.submit_backtest(run_id=run.id, plan=plan, out_dir=str(out_dir),
                                   ctx=caller.ctx(), rank_by=body.rank_by)
     except Exception as exc:
         logger.exception("backtest run %s could not be submitted", run.id)
@@ -228,15 +202,15 @@ def submit_backtest(body: BacktestCreate, caller: CurrentUser, services: Service
                                             error=f"could not be submitted: {type(exc).__name__}")
         raise EngineUnavailable("the engine could not start the backtest; try again later") from exc
     logger.info("user %s submitted backtest run %s (%d runs)", caller.id, run.id, total)
-    return _run_public(services.store.get_backtest_run(run.id), root)
+    return _run_public(services.store.get_backtest_run(run.id), policy)
 
 
 @router.get("", response_model=Page[BacktestRunPublic], summary="List backtest runs")
 def list_backtests(caller: CurrentUser, services: ServicesDep, page: PageDep) -> dict[str, Any]:
     result = services.store.list_backtest_runs(viewer=_viewer(caller), page=page.to_request())
-    root = data_root(services.config)
+    policy = _policy(services)
     return {
-        "items": [_run_public(run, root) for run in result.items],
+        "items": [_run_public(run, policy) for run in result.items],
         "total": result.total,
         "page": page.page,
         "page_size": page.page_size,
@@ -248,13 +222,13 @@ def get_backtest(run_id: RunId, caller: CurrentUser,
                  services: ServicesDep) -> dict[str, Any]:
     viewer = _viewer(caller)
     run = services.store.get_backtest_run(run_id, viewer=viewer)
-    root = data_root(services.config)
+    policy = _policy(services)
     results = services.store.list_backtest_results(run_id, viewer=viewer)
-    body = _run_public(run, root)
+    body = _run_public(run, policy)
     body["results"] = [
         {
             "id": r.id,
-            "data_file": _relative(r.data_path, root),
+            "data_file": _shown(r.data_path, policy),
             "params": r.params,
             "stats": r.stats,
             "trades_count": r.trades_count,
@@ -272,11 +246,12 @@ def get_backtest_report(run_id: RunId, caller: CurrentUser,
     run = services.store.get_backtest_run(run_id, viewer=_viewer(caller))
     if run.status not in FINISHED:
         raise Conflict(f"backtest run {run_id} is {run.status}: the report is written when it ends")
-    # The folder comes from our own database row; still, only serve files under the
-    # configured backtest_dir.
-    base = Path(os.path.expanduser(str(services.config["backtest_dir"]))).resolve()
-    report = (Path(run.output_dir or "") / "report.html").resolve()
-    if not report.is_relative_to(base) or not report.is_file():
+    # The folder comes from our own database row; still, only serve the run's own
+    # report.html under the configured backtest_dir (symlinks followed), never a file
+    # that a link or an edited row points elsewhere (data_dir, the state_dir's secret).
+    base = _backtest_root(services)
+    report = _report_file(run.output_dir, base)
+    if report is None:
         raise NotFound(f"backtest run {run_id} has no report")
     return FileResponse(report, media_type="text/html",
                         filename=f"backtest-{run_id}-report.html")

@@ -19,6 +19,11 @@ Validation (vectorised; line numbers are only computed when something is wrong)
     a per-reason breakdown in ``meta["dropped_by_reason"]``); a row out of time order is
     one whose timestamp is not later than the latest kept so far.
 
+Messages never quote the file: they name the file (as the caller gave it, ``name``), the
+line and the column, and say what is wrong ("LOW is not a number"), but carry no cell,
+header text or line of it. A file a user names may be anything (a secret the path policy
+failed to keep out, a config file), and the message may reach that user.
+
 Result: ``MarketData`` whose columns are contiguous, read-only numpy arrays (float64
 prices, int64 ns UTC timestamps), ``source`` the file path and ``meta`` the row counts.
 
@@ -60,33 +65,42 @@ class _Columns:
     datetime: int
     prices: dict[str, int]  # "OPEN" -> position
     volume: int | None
+    datetime_name: str  # as the caller named it (the file's own spelling is its content)
 
 
-def _read_header(path: Path) -> list[str]:
+def _read_header(path: Path, name: str) -> list[str]:
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as handle:
             first = handle.readline()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from exc
+        raise DataError(f"{name}: file not found") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{name}:1: not UTF-8 text") from None
+    except OSError as exc:  # str(exc) would carry the absolute path
+        raise DataError(f"{name}: cannot read ({exc.strerror or type(exc).__name__})") from None
     if not first.strip():
-        raise DataError(f"{path}:1: empty file or empty header line")
+        raise DataError(f"{name}:1: empty file or empty header line")
     return next(csv.reader([first]))
 
 
-def _locate_columns(path: Path, header: list[str], datetime_column: str | int) -> _Columns:
-    folded: dict[str, list[int]] = {}
-    for pos, name in enumerate(header):
-        folded.setdefault(name.strip().casefold(), []).append(pos)
+def _text_lines(path: Path) -> Iterable[str]:
+    """The file's lines for a line count; undecodable bytes do not stop the count."""
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
+        yield from handle
 
-    def find(name: str) -> int | None:
-        positions = folded.get(name.casefold())
+
+def _locate_columns(name: str, header: list[str], datetime_column: str | int) -> _Columns:
+    folded: dict[str, list[int]] = {}
+    for pos, label in enumerate(header):
+        folded.setdefault(label.strip().casefold(), []).append(pos)
+
+    def find(column: str) -> int | None:
+        positions = folded.get(column.casefold())
         if not positions:
             return None
         if len(positions) > 1:
-            found = ", ".join(repr(header[p]) for p in positions)
-            raise DataError(f"{path}:1: column {name} appears more than once ({found})")
+            found = " and ".join(f"#{p + 1}" for p in positions)
+            raise DataError(f"{name}:1: column {column} appears more than once (columns {found})")
         return positions[0]
 
     missing: list[str] = []
@@ -102,45 +116,46 @@ def _locate_columns(path: Path, header: list[str], datetime_column: str | int) -
             and datetime_column == DEFAULT_DATETIME_COLUMN
             and header[0].strip() == ""
         ):
-            dt_pos = 0  # unnamed first column: a pandas index written by to_csv
+            dt_pos, dt_label = 0, "the date/time column"  # unnamed first column: a pandas index
     if dt_pos is None:
         missing.append(dt_label)
     prices: dict[str, int] = {}
-    for name in PRICE_COLUMNS:
-        pos = find(name)
+    for column in PRICE_COLUMNS:
+        pos = find(column)
         if pos is None:
-            missing.append(name)
+            missing.append(column)
         else:
-            prices[name] = pos
+            prices[column] = pos
     if missing:
-        found = ", ".join(repr(h) for h in header)
         raise DataError(
-            f"{path}:1: missing column(s) {', '.join(missing)} "
-            f"(matched case-insensitively); found: {found}"
+            f"{name}:1: missing column(s) {', '.join(missing)} "
+            f"(matched case-insensitively; the header has {len(header)} column(s))"
         )
     assert dt_pos is not None
-    return _Columns(header, dt_pos, prices, find(VOLUME_COLUMN))
+    dt_name = dt_label if isinstance(datetime_column, str) and datetime_column else "the date/time column"
+    return _Columns(header, dt_pos, prices, find(VOLUME_COLUMN), dt_name)
 
 
 def _data_lines(path: Path, rows: Iterable[int]) -> dict[int, tuple[int, str]]:
     """Data row index (0-based, blank lines skipped as the reader does) -> (1-based
-    file line, raw text). Only called when a message needs it."""
+    file line, raw text: to classify the defect, never to show). Only called when a
+    message needs it."""
     wanted = set(rows)
     result: dict[int, tuple[int, str]] = {}
     if not wanted:
         return result
     last = max(wanted)
     row = -1
-    with path.open("r", encoding="utf-8-sig", newline="") as handle:
-        handle.readline()  # header, line 1
-        for line_no, line in enumerate(handle, start=2):
-            if not line.strip("\r\n"):
-                continue
-            row += 1
-            if row in wanted:
-                result[row] = (line_no, line.rstrip("\r\n"))
-                if row == last:
-                    break
+    lines = iter(_text_lines(path))
+    next(lines, None)  # header, line 1
+    for line_no, line in enumerate(lines, start=2):
+        if not line.strip("\r\n"):
+            continue
+        row += 1
+        if row in wanted:
+            result[row] = (line_no, line.rstrip("\r\n"))
+            if row == last:
+                break
     return result
 
 
@@ -150,31 +165,31 @@ def _cell(raw_line: str, pos: int) -> str:
 
 
 def _number_problem(name: str, text: str) -> str:
+    """What is wrong with a number cell, in our words (the cell is not quoted)."""
     stripped = text.strip()
     if stripped == "":
         return f"{name} is empty"
     if stripped.casefold() in _NAN_WORDS:
-        return f"{name} is NaN ({stripped!r})"
+        return f"{name} is NaN"
     try:
         value = float(stripped)
     except ValueError:
-        return f"{name} {stripped!r} is not a number"
-    return f"{name} {stripped!r} is not finite" if not math.isfinite(value) else f"{name} is invalid"
+        return f"{name} is not a number"
+    return f"{name} is not finite" if not math.isfinite(value) else f"{name} is invalid"
 
 
-def _field_count_error(path: Path, expected: int, exc: Exception) -> DataError:
-    """Find the line the pyarrow reader choked on (wrong number of fields)."""
-    with path.open("r", encoding="utf-8-sig", newline="") as handle:
-        handle.readline()
-        for line_no, line in enumerate(handle, start=2):
-            if not line.strip("\r\n"):
-                continue
-            found = len(next(csv.reader([line])))
-            if found != expected:
-                return DataError(
-                    f"{path}:{line_no}: expected {expected} fields as in the header, found {found}"
-                )
-    return DataError(f"{path}: cannot parse CSV: {exc}")
+def _field_count_error(path: Path, name: str, expected: int) -> DataError:
+    """Find the line the pyarrow reader choked on (wrong number of fields). pyarrow's own
+    message quotes that line, so it is never passed on."""
+    lines = iter(_text_lines(path))
+    next(lines, None)
+    for line_no, line in enumerate(lines, start=2):
+        if not line.strip("\r\n"):
+            continue
+        found = len(next(csv.reader([line]), []))
+        if found != expected:
+            return DataError(f"{name}:{line_no}: expected {expected} fields as in the header, found {found}")
+    return DataError(f"{name}: cannot parse CSV (malformed quoting or line structure)")
 
 
 def _to_float(column: pa.ChunkedArray) -> np.ndarray:
@@ -215,15 +230,12 @@ def _to_ns(column: pa.ChunkedArray) -> np.ndarray:
     return best.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
-def _iso(ns: int) -> str:
-    return pd.Timestamp(ns, tz="UTC").isoformat()
-
-
 @dataclass(slots=True)
 class _Bars:
     """The parsed columns of one file, before validation (NaN / NaT mark bad cells)."""
 
     path: Path
+    name: str  # the file as messages name it
     cols: _Columns
     ts: np.ndarray
     prices: dict[str, np.ndarray]  # "OPEN" -> float64
@@ -233,9 +245,9 @@ class _Bars:
         return int(self.ts.shape[0])
 
 
-def _parse(path: Path, datetime_column: str | int) -> _Bars:
-    header = _read_header(path)
-    cols = _locate_columns(path, header, datetime_column)
+def _parse(path: Path, name: str, datetime_column: str | int) -> _Bars:
+    header = _read_header(path, name)
+    cols = _locate_columns(name, header, datetime_column)
     used = [cols.datetime, *cols.prices.values()]
     if cols.volume is not None:
         used.append(cols.volume)
@@ -252,13 +264,17 @@ def _parse(path: Path, datetime_column: str | int) -> _Bars:
             ),
         )
     except pa.ArrowInvalid as exc:
+        # pyarrow's message quotes the offending row: it goes nowhere (not even chained).
         if "Expected" in str(exc) and "columns" in str(exc):
-            raise _field_count_error(path, len(header), exc) from exc
-        raise DataError(f"{path}: cannot parse CSV: {exc}") from exc
+            raise _field_count_error(path, name, len(header)) from None
+        raise DataError(f"{name}: cannot parse CSV (malformed quoting, encoding or line structure)") from None
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read ({exc.strerror or type(exc).__name__})") from None
     if table.num_rows == 0:
-        raise DataError(f"{path}: no data rows after the header")
+        raise DataError(f"{name}: no data rows after the header")
     return _Bars(
         path=path,
+        name=name,
         cols=cols,
         ts=_to_ns(table.column(names[cols.datetime])),
         prices={name: _to_float(table.column(names[pos])) for name, pos in cols.prices.items()},
@@ -285,34 +301,31 @@ def _row_checks(bars: _Bars) -> list[tuple[str, np.ndarray]]:
 
 def _describe_row(bars: _Bars, checks: list[tuple[str, np.ndarray]], row: int, raw: str) -> str:
     """What is wrong with data row ``row`` (``raw``: its text in the file)."""
-    header, cols = bars.cols.header, bars.cols
-    o, h, lo, c = (bars.prices[name] for name in PRICE_COLUMNS)
+    cols = bars.cols
     reason = next(reason for reason, mask in checks if mask[row])
+    # Columns are named in our words (OPEN..., the datetime column as the caller named
+    # it); values are not shown: they are the file's content.
     if reason == "bad date/time":
         text = _cell(raw, cols.datetime).strip()
-        label = header[cols.datetime].strip() or "the date/time column"
-        return f"{label} is empty" if not text else f"{label} {text!r} is not a date/time"
+        label = cols.datetime_name
+        return f"{label} is empty" if not text else f"{label} is not a date/time"
     if reason.startswith("bad "):
         name = reason[len("bad ") :]
         pos = cols.volume if name == VOLUME_COLUMN else cols.prices[name]
         assert pos is not None
-        return _number_problem(header[pos].strip(), _cell(raw, pos))
+        return _number_problem(name, _cell(raw, pos))
     if reason == "HIGH below LOW":
-        return f"HIGH {float(h[row])!r} is below LOW {float(lo[row])!r}"
+        return "HIGH is below LOW"
     if reason == "negative VOLUME":
-        assert bars.volume is not None
-        return f"VOLUME {float(bars.volume[row])!r} is negative"
-    which, value = ("OPEN", o[row]) if reason.startswith("OPEN") else ("CLOSE", c[row])
-    return f"{which} {float(value)!r} is outside [LOW {float(lo[row])!r}, HIGH {float(h[row])!r}]"
+        return "VOLUME is negative"
+    which = "OPEN" if reason.startswith("OPEN") else "CLOSE"
+    return f"{which} is outside [LOW, HIGH]"
 
 
 def _describe_order(ts: int, prev_ts: int, prev_line: int) -> str:
     if ts == prev_ts:
-        return f"duplicate timestamp {_iso(ts)} (also on line {prev_line})"
-    return (
-        f"timestamp {_iso(ts)} is earlier than {_iso(prev_ts)} on line {prev_line} "
-        f"(timestamps must increase)"
-    )
+        return f"duplicate timestamp (also on line {prev_line})"
+    return f"timestamp is earlier than the one on line {prev_line} (timestamps must increase)"
 
 
 def _refuse_first_defect(bars: _Bars, checks: list[tuple[str, np.ndarray]]) -> None:
@@ -336,7 +349,7 @@ def _refuse_first_defect(bars: _Bars, checks: list[tuple[str, np.ndarray]]) -> N
         message = _describe_order(int(bars.ts[first]), int(bars.ts[prev]), lines[prev][0])
     n_bad = int(bad_row.sum()) + int(order_bad.size)
     more = f" (and {n_bad - 1} more invalid row(s); drop_invalid=True skips them)" if n_bad > 1 else ""
-    raise DataError(f"{bars.path}:{lines[first][0]}: {message}{more}")
+    raise DataError(f"{bars.name}:{lines[first][0]}: {message}{more}")
 
 
 def _valid_rows(
@@ -367,13 +380,16 @@ def load_csv(
     symbol: str | None = None,
     datetime_column: str | int = DEFAULT_DATETIME_COLUMN,
     drop_invalid: bool = False,
+    name: str | None = None,
 ) -> MarketData:
     """Load and validate an OHLC(V) CSV (see the module doc for format and checks).
 
     ``symbol`` defaults to the file name without extension. Raises ``DataError`` naming
     the file and the 1-based line of the first defect, unless ``drop_invalid`` is set.
+    ``name``: how messages name the file (e.g. its path relative to ``data_dir``, so a
+    user is not shown the server's folders); ``path`` as given by default.
     """
-    bars = _parse(Path(path), datetime_column)
+    bars = _parse(Path(path), str(path) if name is None else name, datetime_column)
     checks = _row_checks(bars)
     n = len(bars)
     if not drop_invalid:
@@ -392,7 +408,7 @@ def load_csv(
             ", ".join(str(lines[row][0]) for row in first_dropped),
         )
     if keep.size == 0:
-        raise DataError(f"{bars.path}: all {n} data rows are invalid")
+        raise DataError(f"{bars.name}: all {n} data rows are invalid")
     return _market_data(bars, symbol, keep if keep.size < n else None, reasons)
 
 

@@ -1,5 +1,6 @@
 """The CSV loader on real market data (the ``backtesting`` package's EURUSD and GOOG) and
-on small broken copies: each defect is refused with its exact ``file:line`` message."""
+on small broken copies: each defect is refused with its exact ``file:line`` message, which
+says what is wrong without quoting the file (no cell, header text or line of it)."""
 
 from __future__ import annotations
 
@@ -121,15 +122,14 @@ def test_non_iso_dates_are_parsed_consistently(tmp_path: Path) -> None:
 # --- refusals with file:line ------------------------------------------------------
 
 
-def test_missing_column_names_it_and_the_columns_found(tmp_path: Path, eurusd_lts_csv: Path) -> None:
+def test_missing_column_names_it_and_counts_the_columns_found(tmp_path: Path, eurusd_lts_csv: Path) -> None:
     path = tmp_path / "nohigh.csv"
     frame = pd.read_csv(eurusd_lts_csv).drop(columns=["HIGH"])
     frame.to_csv(path, index=False)
     with pytest.raises(DataError) as err:
         load_csv(path)
     assert str(err.value) == (
-        f"{path}:1: missing column(s) HIGH (matched case-insensitively); "
-        "found: 'DATE_TIME', 'OPEN', 'LOW', 'CLOSE'"
+        f"{path}:1: missing column(s) HIGH (matched case-insensitively; the header has 4 column(s))"
     )
 
 
@@ -138,8 +138,7 @@ def test_missing_datetime_column(edited_csv: EditedCsv, eurusd_lts_csv: Path) ->
     with pytest.raises(DataError) as err:
         load_csv(path)
     assert str(err.value) == (
-        f"{path}:1: missing column(s) DATE_TIME (matched case-insensitively); "
-        "found: 'TIME', 'OPEN', 'LOW', 'HIGH', 'CLOSE'"
+        f"{path}:1: missing column(s) DATE_TIME (matched case-insensitively; the header has 5 column(s))"
     )
     assert len(load_csv(path, datetime_column="time")) == 5000
 
@@ -149,14 +148,14 @@ def test_duplicate_column_is_ambiguous(tmp_path: Path) -> None:
     path.write_text("DATE_TIME,OPEN,HIGH,LOW,CLOSE,close\n2020-01-01,1,1,1,1,1\n")
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == f"{path}:1: column CLOSE appears more than once ('CLOSE', 'close')"
+    assert str(err.value) == f"{path}:1: column CLOSE appears more than once (columns #5 and #6)"
 
 
 def test_unparsable_number(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> None:
     path = edited_csv(eurusd_lts_csv, lambda ls: set_field(ls, 11, "OPEN", "1.07x"))
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == f"{path}:11: OPEN '1.07x' is not a number"
+    assert str(err.value) == f"{path}:11: OPEN is not a number"
 
 
 def test_empty_value(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> None:
@@ -170,21 +169,21 @@ def test_nan_value(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> None:
     path = edited_csv(eurusd_lts_csv, lambda ls: set_field(ls, 4321, "CLOSE", "NaN"))
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == f"{path}:4321: CLOSE is NaN ('NaN')"
+    assert str(err.value) == f"{path}:4321: CLOSE is NaN"
 
 
 def test_infinite_value(edited_csv: EditedCsv, goog_lts_csv: Path) -> None:
     path = edited_csv(goog_lts_csv, lambda ls: set_field(ls, 7, "VOLUME", "inf"))
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == f"{path}:7: VOLUME 'inf' is not finite"
+    assert str(err.value) == f"{path}:7: VOLUME is not finite"
 
 
 def test_unparsable_date(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> None:
     path = edited_csv(eurusd_lts_csv, lambda ls: set_field(ls, 100, "DATE_TIME", "2017-13-45 10:00:00"))
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == f"{path}:100: DATE_TIME '2017-13-45 10:00:00' is not a date/time"
+    assert str(err.value) == f"{path}:100: DATE_TIME is not a date/time"
 
 
 def test_empty_date(edited_csv: EditedCsv, goog_lts_csv: Path) -> None:
@@ -204,7 +203,7 @@ def test_high_below_low(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> None:
     path = edited_csv(eurusd_lts_csv, swap)
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == f"{path}:50: HIGH {float(low)!r} is below LOW {float(high)!r}"
+    assert str(err.value) == f"{path}:50: HIGH is below LOW"
 
 
 @pytest.mark.parametrize("column", ["OPEN", "CLOSE"])
@@ -214,9 +213,8 @@ def test_open_or_close_outside_the_bar(edited_csv: EditedCsv, goog_lts_csv: Path
     path = edited_csv(goog_lts_csv, lambda ls: set_field(ls, 30, column, str(value)))
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == (
-        f"{path}:30: {column} {value!r} is outside [LOW {low!r}, HIGH {high!r}]"
-    )
+    assert str(err.value) == f"{path}:30: {column} is outside [LOW, HIGH]"
+    assert str(value) not in str(err.value) and str(low) not in str(err.value)
 
 
 def test_duplicate_timestamp(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> None:
@@ -224,8 +222,7 @@ def test_duplicate_timestamp(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> Non
     path = edited_csv(eurusd_lts_csv, lambda ls: set_field(ls, 30, "DATE_TIME", stamp))
     with pytest.raises(DataError) as err:
         load_csv(path)
-    iso = pd.Timestamp(stamp, tz="UTC").isoformat()
-    assert str(err.value) == f"{path}:30: duplicate timestamp {iso} (also on line 29)"
+    assert str(err.value) == f"{path}:30: duplicate timestamp (also on line 29)"
 
 
 def test_timestamp_going_back(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> None:
@@ -234,13 +231,9 @@ def test_timestamp_going_back(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> No
         return lines
 
     path = edited_csv(eurusd_lts_csv, swap_lines)
-    later, earlier = field(path, 40, "DATE_TIME"), field(path, 41, "DATE_TIME")
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == (
-        f"{path}:41: timestamp {pd.Timestamp(earlier, tz='UTC').isoformat()} is earlier than "
-        f"{pd.Timestamp(later, tz='UTC').isoformat()} on line 40 (timestamps must increase)"
-    )
+    assert str(err.value) == f"{path}:41: timestamp is earlier than the one on line 40 (timestamps must increase)"
 
 
 def test_timezone_conversion_is_checked_for_order(tmp_path: Path) -> None:
@@ -252,10 +245,7 @@ def test_timezone_conversion_is_checked_for_order(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == (
-        f"{path}:3: timestamp 2020-01-01T09:30:00+00:00 is earlier than "
-        "2020-01-01T10:00:00+00:00 on line 2 (timestamps must increase)"
-    )
+    assert str(err.value) == f"{path}:3: timestamp is earlier than the one on line 2 (timestamps must increase)"
 
 
 def test_wrong_number_of_fields(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> None:
@@ -277,7 +267,7 @@ def test_line_numbers_stay_exact_across_blank_lines(edited_csv: EditedCsv, eurus
     path = edited_csv(eurusd_lts_csv, blank_then_break)
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == f"{path}:12: CLOSE 'oops' is not a number"
+    assert str(err.value) == f"{path}:12: CLOSE is not a number"
 
 
 def test_first_defect_is_reported_with_the_count_of_the_others(edited_csv: EditedCsv, eurusd_lts_csv: Path) -> None:
@@ -290,7 +280,7 @@ def test_first_defect_is_reported_with_the_count_of_the_others(edited_csv: Edite
     with pytest.raises(DataError) as err:
         load_csv(path)
     assert str(err.value) == (
-        f"{path}:300: LOW 'abc' is not a number "
+        f"{path}:300: LOW is not a number "
         "(and 2 more invalid row(s); drop_invalid=True skips them)"
     )
 
@@ -299,7 +289,7 @@ def test_negative_volume(edited_csv: EditedCsv, goog_lts_csv: Path) -> None:
     path = edited_csv(goog_lts_csv, lambda ls: set_field(ls, 15, "VOLUME", "-5"))
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == f"{path}:15: VOLUME -5.0 is negative"
+    assert str(err.value) == f"{path}:15: VOLUME is negative"
 
 
 @pytest.mark.parametrize(
@@ -376,6 +366,63 @@ def test_crlf_line_endings_keep_exact_line_numbers(tmp_path: Path, goog_lts_csv:
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
     with pytest.raises(DataError) as err:
         load_csv(path)
-    assert str(err.value) == f"{path}:1234: LOW is NaN ('n/a')"
+    assert str(err.value) == f"{path}:1234: LOW is NaN"
     path.write_bytes(("\r\n".join(goog_lts_csv.read_text().splitlines()) + "\r\n").encode())
     assert len(load_csv(path)) == 2148
+
+
+# --- messages never quote the file ----------------------------------------------------
+
+MARKER = "s3cr3t-MARKER"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # /etc/passwd-like: the first line is the "header"
+        (f"root:x:0:0:{MARKER}:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/bin/false\n",
+         ":1: missing column(s) DATE_TIME, OPEN, HIGH, LOW, CLOSE (matched case-insensitively; "
+         "the header has 1 column(s))"),
+        # a one-line secret file (what a JWT secret file looks like)
+        (f"{MARKER}\n", ":1: missing column(s) DATE_TIME, OPEN, HIGH, LOW, CLOSE"),
+        # pyarrow's own message would quote the row with the wrong field count
+        (f"DATE_TIME,OPEN,HIGH,LOW,CLOSE\n2020-01-01,1,1,1,1\n{MARKER},a,b\n",
+         ":3: expected 5 fields as in the header, found 3"),
+        # an unterminated quote: pyarrow's message would quote the rest of the file
+        (f'DATE_TIME,OPEN,HIGH,LOW,CLOSE\n2020-01-01,1,1,1,1\n2020-01-02,"{MARKER},1,1,1\n',
+         ":3: expected 5 fields as in the header, found 2"),
+        (f"DATE_TIME,OPEN,HIGH,LOW,CLOSE\n{MARKER},1,1,1,1\n", ":2: DATE_TIME is not a date/time"),
+        (f"DATE_TIME,OPEN,HIGH,LOW,CLOSE\n2020-01-01,{MARKER},1,1,1\n", ":2: OPEN is not a number"),
+        (f"date_time,open,{MARKER},high,low,close,Open\n2020-01-01,1,1,1,1,1,1\n",
+         ":1: column OPEN appears more than once (columns #2 and #7)"),
+    ],
+)
+def test_no_message_quotes_the_file(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "probe.csv"
+    path.write_text(content)
+    with pytest.raises(DataError) as err:
+        load_csv(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}{expected}"), message
+    assert MARKER not in message and "root:x" not in message and "\n" not in message
+    assert err.value.__cause__ is None  # the parser's own message (it quotes rows) is not chained
+
+
+def test_undecodable_bytes_are_named_not_shown(tmp_path: Path) -> None:
+    path = tmp_path / "binary.csv"
+    path.write_bytes(b"\xff\xfe" + MARKER.encode() + b"\x00\x81\n")
+    with pytest.raises(DataError) as err:
+        load_csv(path)
+    assert str(err.value) == f"{path}:1: not UTF-8 text"
+
+
+def test_messages_use_the_name_the_caller_gives(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "server" / "folder" / "x.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("DATE_TIME,OPEN,HIGH,LOW,CLOSE\n2020-01-01,1,1,1,abc\n")
+    with pytest.raises(DataError) as err:
+        load_csv(path, name="folder/x.csv")
+    assert str(err.value) == "folder/x.csv:2: CLOSE is not a number"
+    with pytest.raises(DataError) as err:
+        load_csv(tmp_path / "gone.csv", name="gone.csv")
+    assert str(err.value) == "gone.csv: file not found"
