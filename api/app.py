@@ -31,7 +31,7 @@ from api.middleware import (
     UnstorableTextMiddleware,
 )
 from api.settings import GatewaySettings
-from api.signing_key import resolve_jwt_secret
+from api.signing_key import check_secret_placement, resolve_jwt_secret
 from engine.errors import LTSError
 from engine.plugins.base import AAAPlugin
 from persistence.records import AuditContext
@@ -89,6 +89,7 @@ def create_app(
     secret comes from ``jwt_secret`` / ``LTS_JWT_SECRET`` / a generated 0600 file.
     """
     settings = GatewaySettings.from_config(config)
+    check_secret_placement(config)  # server files never inside data_dir, before anything opens
     owns_store = store is None
     if store is None:
         from persistence.store import Store

@@ -71,10 +71,12 @@ def run(config: LTSConfig, args: argparse.Namespace) -> int:
     """Run the engine until Ctrl-C / SIGTERM; 0 once it stopped (see ``shutdown``)."""
     from actors.engine_client import EngineClient
     from actors.runtime import EngineRuntime, init_ray
+    from engine.user_paths import check_server_layout
 
     settings = dict(config)
     if args.address:
         settings["ray_address"] = args.address
+    check_server_layout(settings)  # the database and state_dir never where users name files
     prepare_database(settings, seed_demo=args.demo)
     # A local cluster's processes get sessions of their own: a signal to our process group
     # (terminal, systemd, docker stop, kill -TERM -PGID) reaches only us, and we stop the

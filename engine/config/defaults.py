@@ -32,6 +32,9 @@ DEFAULT_VALUES: dict[str, Any] = {
     "ray_namespace": "lts",
     "log_level": "INFO",
     "data_dir": "./data",
+    # The server's own state (the generated JWT secret), created 0700. Never inside
+    # data_dir, where users name files (checked at startup: engine.user_paths).
+    "state_dir": "./.lts",
     # Where `lts backtest` and POST /api/backtests write reports (one folder per batch).
     "backtest_dir": "./backtest_results",
     # Prediction provider (external service).

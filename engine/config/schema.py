@@ -78,6 +78,7 @@ GLOBAL_TYPES: dict[str, KeyType] = {
         f"one of {', '.join(LOG_LEVELS)}",
     ),
     "data_dir": KeyType(_NonEmptyStr, "a directory (non-empty str)"),
+    "state_dir": KeyType(_NonEmptyStr, "a directory (non-empty str)"),
     "prediction_provider_url": KeyType(
         Annotated[StrictStr, Field(pattern=r"^https?://\S+$")], "an http(s):// URL (str)"
     ),

@@ -19,10 +19,11 @@ from tests.integration.api.conftest import PASSWORD, base_config, make_aaa
 
 
 def test_generated_secret_is_stored_and_reused_across_restarts(
-    sqlite_db_url: str, monkeypatch: pytest.MonkeyPatch
+    sqlite_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
-    config = {**base_config(sqlite_db_url), "jwt_secret": None, "aaa_plugin": "default_aaa"}
+    config = {**base_config(sqlite_db_url), "jwt_secret": None, "aaa_plugin": "default_aaa",
+              "state_dir": str(tmp_path / "state"), "data_dir": str(tmp_path / "data")}
     store = Store.from_url(sqlite_db_url)
     store.create_user(AuditContext.system(), username="kim", password_hash=make_aaa().hash_password(PASSWORD))
     try:
@@ -33,8 +34,9 @@ def test_generated_secret_is_stored_and_reused_across_restarts(
             token = resp.json()["access_token"]
         finally:
             first.stop()
-        secret_file = Path(sqlite_db_url.removeprefix("sqlite:///") + ".jwt_secret")
+        secret_file = tmp_path / "state" / "jwt_secret"  # in state_dir, never beside the data
         assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(secret_file.parent.stat().st_mode) == 0o700
         second = start_in_thread(config, store=store)
         try:
             me = httpx.get(f"{second.url}/api/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
