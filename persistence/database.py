@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +23,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
@@ -91,6 +94,54 @@ def async_url(url: str | URL) -> URL:
 
 def _is_memory_sqlite(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or "mode=memory" in str(url)
+
+
+SQLITE_FILE_MODE = 0o600
+SQLITE_DIR_MODE = 0o700
+_SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def prepare_sqlite_file(url: str | URL) -> None:
+    """Create a SQLite database file 0600 (its folder 0700 when missing) before SQLite
+    opens it, and tighten an existing one that others may read: it holds password hashes.
+
+    SQLite creates ``-wal`` and ``-shm`` with the database file's own mode, so they follow;
+    existing ones are tightened too. No umask change: the process's other files are not
+    ours to decide. Other URLs (PostgreSQL, in-memory, ``file:`` URIs) are left alone."""
+    parsed = parse_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or _is_memory_sqlite(parsed) or not database:
+        return
+    if database.startswith("file:") or parsed.query.get("uri"):
+        return
+    path = Path(database).expanduser()
+    try:
+        if not path.parent.is_dir():
+            path.parent.mkdir(mode=SQLITE_DIR_MODE, parents=True, exist_ok=True)
+            os.chmod(path.parent, SQLITE_DIR_MODE)
+        # O_EXCL: an existing file is never truncated; an empty file is an empty database.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE))
+        os.chmod(path, SQLITE_FILE_MODE)  # the umask may have taken bits we want
+    except FileExistsError:
+        _tighten(path)
+    except OSError as exc:
+        # SQLite reports the same failure itself, in its own words, when it opens the file.
+        logger.warning("could not create SQLite file %s with mode 600: %s", path, exc.strerror)
+
+
+def _tighten(database: Path) -> None:
+    """Take group/other permissions off an existing database and its companion files."""
+    for suffix in _SQLITE_COMPANIONS:
+        path = database.with_name(database.name + suffix)
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(path, mode & 0o700)
+                logger.warning("SQLite file %s was open to other users (mode %o): now %o", path, mode, mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # not ours to change (another owner): say so, do not fail
+            logger.warning("SQLite file %s is open to other users and cannot be changed: %s", path, exc.strerror)
 
 
 def _apply_sqlite_pragmas(dbapi_connection: Any, *, in_memory: bool) -> None:
@@ -202,6 +253,7 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         in_memory = _is_memory_sqlite(parsed)
         if not in_memory:
+            prepare_sqlite_file(parsed)
             options.update(
                 poolclass=QueuePool,
                 pool_size=pool_size or 5,
@@ -230,6 +282,8 @@ def make_async_engine(
     options: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
     if parsed.get_backend_name() == "sqlite":
         in_memory = _is_memory_sqlite(parsed)
+        if not in_memory:
+            prepare_sqlite_file(parsed)
         engine = create_async_engine(parsed, **options)
         _install_async_sqlite_pragmas(engine, in_memory=in_memory)
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, Engine, inspect, text
@@ -62,4 +61,6 @@ def make_sqlite_folder(url: str) -> None:
     """Create the folder of a SQLite database file (``sqlite:///dir/lts.db``) so that a
     first run on a fresh machine can create the file; other URLs are left alone."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        from persistence.database import prepare_sqlite_file  # the file 0600, its folder 0700
+
+        prepare_sqlite_file(url)
