@@ -11,13 +11,25 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from engine.types import utcnow
 from persistence.models import LoginFailure
 from persistence.records import AuditContext, AuditRecord, PageRequest
+from persistence.store._audit import AGGREGATE_WINDOW_S, window_start
 from tests.integration.api.conftest import PASSWORD, Gateway, bearer, serve_live
 
 FLOOD = 300
-# A flood may straddle a minute boundary (one row per key and minute): at most two rows.
-ROWS_PER_KEY = 2
+
+
+class Minutes:
+    """How many aggregation windows (minutes) a flood touched: one row per key and
+    window, so a key may have that many rows (two when a flood straddles a minute)."""
+
+    def __enter__(self) -> "Minutes":
+        self._first = window_start(utcnow())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.count = int((window_start(utcnow()) - self._first).total_seconds()) // AGGREGATE_WINDOW_S + 1
 
 
 def _rows(gateway: Gateway, action: str, **filters: Any) -> list[AuditRecord]:
@@ -33,25 +45,26 @@ def _counted(rows: list[AuditRecord]) -> int:
 def test_a_flood_of_failed_logins_writes_a_bounded_number_of_rows(gateway: Gateway) -> None:
     victim = gateway.make_user("victim")
     before = gateway.audit_count()
-    for i in range(FLOOD):
-        resp = gateway.client.post("/api/auth/login", json={"username": f"nobody-{i}", "password": "Wrong1234"})
-        assert resp.status_code == 401
-    statuses = [
-        gateway.client.post("/api/auth/login", json={"username": "victim", "password": "Wrong1234"}).status_code
-        for _ in range(FLOOD)
-    ]
+    with Minutes() as spanned:
+        for i in range(FLOOD):
+            resp = gateway.client.post("/api/auth/login", json={"username": f"nobody-{i}", "password": "Wrong1234"})
+            assert resp.status_code == 401
+        statuses = [
+            gateway.client.post("/api/auth/login", json={"username": "victim", "password": "Wrong1234"}).status_code
+            for _ in range(FLOOD)
+        ]
     assert statuses == [401] * 5 + [423] * (FLOOD - 5)
 
     unknown = [r for r in _rows(gateway, "auth.login_failed") if r.user_id is None]
     failed = _rows(gateway, "auth.login_failed", user_id=victim)
     held = _rows(gateway, "auth.login_locked", user_id=victim)
-    assert len(unknown) <= ROWS_PER_KEY and _counted(unknown) == FLOOD
-    assert len(failed) <= ROWS_PER_KEY and _counted(failed) == 5
-    assert len(held) <= ROWS_PER_KEY and _counted(held) == FLOOD - 5
+    assert len(unknown) <= spanned.count and _counted(unknown) == FLOOD
+    assert len(failed) <= spanned.count and _counted(failed) == 5
+    assert len(held) <= spanned.count and _counted(held) == FLOOD - 5
     # The security signal keeps a row of its own.
     (lockout,) = _rows(gateway, "auth.lockout")
     assert (lockout.user_id, lockout.count, lockout.details["scope"]) == (victim, 1, "client")
-    assert gateway.audit_count() - before <= 3 * ROWS_PER_KEY + 1
+    assert gateway.audit_count() - before <= 3 * spanned.count + 1
     # No attacker-chosen name lands in the log.
     assert all("nobody" not in str(row.details) for row in unknown)
 
@@ -64,14 +77,15 @@ def test_a_flood_of_dead_token_and_forbidden_requests_writes_a_bounded_number_of
     dead = gateway.login("user")
     assert gateway.client.post("/api/auth/logout", headers=dead.headers).status_code == 200
     before = gateway.audit_count()
-    for _ in range(FLOOD):
-        assert gateway.client.get("/api/portfolios", headers=dead.headers).status_code == 401
-        assert gateway.client.get("/api/audit-logs", headers=user.headers).status_code == 403
+    with Minutes() as spanned:
+        for _ in range(FLOOD):
+            assert gateway.client.get("/api/portfolios", headers=dead.headers).status_code == 401
+            assert gateway.client.get("/api/audit-logs", headers=user.headers).status_code == 403
     unauthorized = _rows(gateway, "auth.unauthorized")
     forbidden = _rows(gateway, "auth.forbidden")
-    assert len(unauthorized) <= ROWS_PER_KEY and _counted(unauthorized) == FLOOD
-    assert len(forbidden) <= ROWS_PER_KEY and _counted(forbidden) == FLOOD
-    assert gateway.audit_count() - before <= 2 * ROWS_PER_KEY
+    assert len(unauthorized) <= spanned.count and _counted(unauthorized) == FLOOD
+    assert len(forbidden) <= spanned.count and _counted(forbidden) == FLOOD
+    assert gateway.audit_count() - before <= 2 * spanned.count
     assert {r.details["reason"] for r in unauthorized} == {"session revoked; log in again"}
     assert {(r.user_id, r.details["path"]) for r in forbidden} == {(user.user_id, "/api/audit-logs")}
 
@@ -86,14 +100,15 @@ def test_a_flood_of_dead_token_and_forbidden_requests_writes_a_bounded_number_of
 def test_route_ids_and_token_bytes_do_not_multiply_the_rows(gateway: Gateway) -> None:
     """The key is the route's template and the reason's first parts: probing many ids or
     mangled tokens still counts into one row per route and kind of refusal."""
-    for i in range(40):
-        assert gateway.client.get(f"/api/portfolios/{i + 1}").status_code == 401
-        garbage = f"Bearer eyJ{'A' * i}.e30.x"  # PyJWT's message names a byte position
-        assert gateway.client.get("/api/portfolios", headers={"Authorization": garbage}).status_code == 401
+    with Minutes() as spanned:
+        for i in range(40):
+            assert gateway.client.get(f"/api/portfolios/{i + 1}").status_code == 401
+            garbage = f"Bearer eyJ{'A' * i}.e30.x"  # PyJWT's message names a byte position
+            assert gateway.client.get("/api/portfolios", headers={"Authorization": garbage}).status_code == 401
     rows = _rows(gateway, "auth.unauthorized")
     assert _counted(rows) == 80
     assert len({(r.details["path"], r.details["reason"]) for r in rows}) <= 4
-    assert len(rows) <= 4 * ROWS_PER_KEY
+    assert len(rows) <= 4 * spanned.count
 
 
 def test_two_gateways_racing_for_the_same_rows_neither_duplicate_nor_fail(db_url: str) -> None:
@@ -113,7 +128,7 @@ def test_two_gateways_racing_for_the_same_rows_neither_duplicate_nor_fail(db_url
         def dead_token(i: int) -> int:
             return clients[i % 2].get("/api/portfolios", headers=bearer("not.a.token")).status_code
 
-        with ThreadPoolExecutor(max_workers=16) as pool:
+        with Minutes() as spanned, ThreadPoolExecutor(max_workers=16) as pool:
             logins = list(pool.map(wrong_login, range(60)))
             tokens = list(pool.map(dead_token, range(120)))
         for client in clients:
@@ -129,9 +144,9 @@ def test_two_gateways_racing_for_the_same_rows_neither_duplicate_nor_fail(db_url
         held = _rows(gateway, "auth.login_locked", user_id=owner)
         assert _counted(failed) == logins.count(401) and _counted(held) == logins.count(423)
         scopes = {row.details["scope"] for row in held}  # "client" (held) and "in_flight" (busy)
-        assert len(failed) <= ROWS_PER_KEY and len(held) <= ROWS_PER_KEY * len(scopes)
+        assert len(failed) <= spanned.count and len(held) <= spanned.count * len(scopes)
         unauthorized = _rows(gateway, "auth.unauthorized")
-        assert _counted(unauthorized) == 120 and len(unauthorized) <= ROWS_PER_KEY
+        assert _counted(unauthorized) == 120 and len(unauthorized) <= spanned.count
         with store.engine.connect() as conn:
             row = conn.execute(select(LoginFailure.failures, func.count()).group_by(LoginFailure.failures)).all()
         # One row for (owner, 127.0.0.1) whose count is every wrong password that was checked.
