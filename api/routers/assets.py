@@ -15,9 +15,10 @@ from fastapi import APIRouter, Path, Query, status
 from api.deps import Caller, CurrentUser, PageDep, Services, ServicesDep
 from api.plugin_config import split_broker_secrets, validate_plugin_config
 from api.routers import ERROR_RESPONSES
-from api.schemas.assets import AllocationUpdate, AssetCreate, AssetPublic, AssetUpdate, PluginConfigUpdate
+from api.schemas.assets import DATA_FILE_KEYS, AllocationUpdate, AssetCreate, AssetPublic, AssetUpdate, PluginConfigUpdate
 from api.schemas.common import Message, Page
 from engine.errors import LTSError
+from engine.user_paths import UserPathPolicy
 from persistence.enums import AssetStatus
 from persistence.records import AssetCreate as AssetSpec
 from persistence.records import AssetUpdate as AssetChanges
@@ -38,6 +39,15 @@ def _notify_engine(services: Services, asset_id: int) -> None:
         services.engine.reload_asset(asset_id)
     except LTSError as exc:
         logger.warning("asset %s: engine reload failed (%s); the change applies on its next start", asset_id, exc)
+
+
+def _check_data_source(services: Services, source: dict[str, Any]) -> None:
+    """The file a data source names must be a file inside ``data_dir`` (the one path
+    policy: ``..``, absolute paths elsewhere and symlinks out are a 422 naming the key)."""
+    policy = UserPathPolicy.for_config(services.config)
+    for key in DATA_FILE_KEYS:
+        if key in source:
+            policy.resolve_file(source[key], f"data_source.{key}")
 
 
 def _public(record: Any) -> AssetPublic:
@@ -74,6 +84,7 @@ def create_asset(portfolio_id: Id, body: AssetCreate, caller: CurrentUser, servi
     spec = body.model_dump()
     # the user's own credentials leave the plain config here, encrypted (write-only)
     spec["broker_config"], spec["broker_secrets"] = split_broker_secrets(body.broker_plugin, spec["broker_config"], None)
+    _check_data_source(services, spec["data_source"])
     record = services.writer.create_asset(caller.ctx(), portfolio_id, AssetSpec(**spec))
     return _public(record)
 
@@ -86,7 +97,11 @@ async def get_asset(asset_id: Id, caller: CurrentUser, services: ServicesDep) ->
 @router.put("/api/assets/{asset_id}", response_model=AssetPublic)
 def update_asset(asset_id: Id, body: AssetUpdate, caller: CurrentUser, services: ServicesDep) -> AssetPublic:
     """Change symbol, position limit or data source (fields left out keep their value)."""
-    record = services.writer.update_asset(caller.ctx(), asset_id, AssetChanges(**body.model_dump(exclude_unset=True)))
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("data_source") is not None:
+        services.store.get_asset(asset_id, viewer=caller.ctx().viewer())  # 404 before 422 for others' assets
+        _check_data_source(services, changes["data_source"])
+    record = services.writer.update_asset(caller.ctx(), asset_id, AssetChanges(**changes))
     _notify_engine(services, asset_id)
     return _public(record)
 

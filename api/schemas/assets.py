@@ -4,17 +4,73 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, StrictBool, model_serializer, model_validator
 
 from api.schemas.common import DecimalOut, JsonObject, PublicModel, PublicText, RequestModel
+from engine.config.schema import suggest
 from engine.credentials import PLACEHOLDER
 from engine.types import Money
 from persistence.enums import AssetStatus
 
 PLUGIN_NAME = Field(min_length=1, max_length=64)
 SYMBOL = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_./\-]+$")
+
+
+DATA_FILE_KEYS: tuple[str, ...] = ("path", "csv")
+"""The ``data_source`` keys that name a file (``csv``: the legacy alias of ``path``)."""
+
+
+class DataSource(RequestModel):
+    """Where an asset's market data comes from (what ``actors.asset_actor`` and the
+    prediction port read). Every key is optional; only those given are stored.
+
+    The file must exist inside the server's ``data_dir`` (relative path, or an absolute
+    one inside it); anything resolving elsewhere is refused with 422 at create/update."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [
+            {"path": "eurusd.csv"},
+            {"path": "fx/eurusd_h1.csv", "datetime_column": "DATE_TIME", "drop_invalid": True, "predictions": "csv"},
+        ]},
+    )
+
+    path: str | None = Field(default=None, min_length=1, max_length=1024,
+                             description="OHLC CSV, relative to the server's data_dir")
+    csv: str | None = Field(default=None, min_length=1, max_length=1024,
+                            description="legacy alias of path (give one of them)")
+    datetime_column: str | None = Field(default=None, max_length=64,
+                                        description='the CSV\'s date/time column (default "DATE_TIME"; "" = the first)')
+    drop_invalid: StrictBool | None = Field(default=None, description="skip invalid rows instead of refusing the file")
+    predictions: Literal["csv", "api"] | None = Field(
+        default=None, description='for strategies that need predictions: "api" (the prediction service, default) '
+                                  'or "csv" (columns of the data file)')
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, value: Any) -> Any:
+        """One line for an unknown key, with the closest known one (``csv_path`` -> ``path``)."""
+        if isinstance(value, dict):
+            known = list(cls.model_fields)
+            for key in value:
+                if key not in known:
+                    shown = repr(key) if len(repr(key)) <= 64 else repr(key)[:60] + "...'"
+                    hint = suggest(str(key), known) or f" known keys: {', '.join(known)}"
+                    raise ValueError(f"unknown key {shown}:{hint}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_file(self) -> "DataSource":
+        if self.path is not None and self.csv is not None:
+            raise ValueError("give 'path' or its legacy alias 'csv', not both")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Stored as given: keys left out stay out (the engine applies its defaults)."""
+        return {key: value for key, value in handler(self).items() if value is not None}
 
 
 class AssetCreate(RequestModel):
@@ -27,7 +83,7 @@ class AssetCreate(RequestModel):
     pipeline_config: JsonObject = Field(default_factory=dict)
     allocated_capital: Money = Field(default=Decimal("0"), ge=0, max_digits=20, decimal_places=8)
     max_positions: int = Field(default=1, ge=1, le=1000)
-    data_source: dict[str, Any] = Field(default_factory=dict, description='e.g. {"csv_path": "data/eurusd.csv"}')
+    data_source: DataSource = Field(default_factory=DataSource, description='e.g. {"path": "eurusd.csv"}')
 
 
 class AssetUpdate(RequestModel):
@@ -35,7 +91,7 @@ class AssetUpdate(RequestModel):
 
     symbol: str | None = Field(default=None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_./\-]+$")
     max_positions: int | None = Field(default=None, ge=1, le=1000)
-    data_source: dict[str, Any] | None = None
+    data_source: DataSource | None = Field(default=None, description="replaces the whole data source")
 
     @model_validator(mode="after")
     def _something(self) -> "AssetUpdate":
