@@ -309,3 +309,37 @@ def test_a_bad_row_is_refused_by_the_engine_without_leaking_content(
             assert layout.secret not in text and MARKER not in text and "root:x:0:0" not in text
         engine_status = seen[0]
         assert str(layout.state) not in engine_status and str(layout.data) not in engine_status
+
+
+# ---------------------------------------------------------------- startup refuses overlaps
+
+def test_the_gateway_refuses_server_files_inside_data_dir(db_url: str, tmp_path: Path) -> None:
+    from api.app import create_app
+    from engine.errors import ConfigError
+    from tests.integration.api.conftest import base_config
+
+    data = tmp_path / "data"
+    layouts = [{"data_dir": str(data), "state_dir": str(data / ".lts")},
+               {"data_dir": str(tmp_path / "state" / "data"), "state_dir": str(tmp_path / "state")},
+               {"data_dir": str(data), "state_dir": str(tmp_path / "state"), "backtest_dir": str(data / "out")}]
+    if sqlite_file(db_url) is not None:  # the database file itself
+        layouts.append({"data_dir": str(sqlite_file(db_url).parent), "state_dir": str(tmp_path / "state")})
+    for folders in layouts:
+        with pytest.raises(ConfigError, match="lies inside") as err:
+            create_app({**base_config(db_url), **folders, "jwt_secret": None}, aaa=make_aaa())
+        assert "\n" not in str(err.value)
+    assert not list(tmp_path.rglob("jwt_secret"))  # refused before anything was written
+
+
+def test_lts_run_refuses_a_database_inside_data_dir_before_creating_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from actors.cli import main
+
+    data = tmp_path / "data"
+    code = main(["run", "--database_url", f"sqlite:///{data}/lts.db", "--data_dir", str(data),
+                 "--state_dir", str(tmp_path / "state"), "--no-demo"])
+    err = capsys.readouterr().err
+    assert code != 0 and "config key 'database_url'" in err and "lies inside data_dir" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not data.exists() and not (tmp_path / "state").exists()
