@@ -94,6 +94,12 @@ class ActorStore:
                     (outcome,) = self._pipe.write_many([request])
                 except (GetTimeoutError, RayActorError) as exc:
                     raise TemporaryError(f"persistence actor unavailable: {type(exc).__name__}") from exc
+                except RayTaskError as exc:  # an error the actor raised (resends exhausted)
+                    logger.warning("write %s failed in the persistence actor: %s", name, exc)
+                    cause = root_cause(exc)
+                    if isinstance(cause, LTSError):
+                        raise _public_copy(cause, None) from None
+                    raise TemporaryError(f"persistence actor: failed ({type(cause).__name__})") from None
                 return raise_for_outcome(outcome)
 
             return write

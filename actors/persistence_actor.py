@@ -226,7 +226,8 @@ class PersistenceActor:
                 outcomes = self._apply(writes)
             except Exception as exc:  # noqa: BLE001 - the commit failed: nothing was stored
                 logger.warning("persistence batch of %d writes failed: %s", len(writes), exc)
-                failure = TemporaryError(f"database write failed, resend: {exc}")
+                # The class only: a driver's text carries the statement (the log has it).
+                failure = TemporaryError(f"database write failed ({type(exc).__name__}), resend")
                 for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(failure)

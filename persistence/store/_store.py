@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine.errors import DomainError, LTSError
+from engine.public_text import public_text
 from persistence.database import make_engine, make_read_session_factory, make_write_session_factory
 from persistence.models import AuditLog
 from persistence.store._raw import RawLookup
@@ -133,10 +134,11 @@ class Store(UserOps, LoginOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
         except DBAPIError as exc:
             if _is_connection_failure(exc):
                 raise  # the connection or database failed: the whole batch must be resent
-            # Not a refused value (``_unit`` turned those into domain errors): a bug in a
-            # statement. Its text has the SQL and the parameters: server log only.
+            # Not a refused value (``_unit`` turned those into domain errors): a statement
+            # the database refused (a trigger, a bug). SQLAlchemy's text has the SQL and
+            # the parameters: server log only; the outcome says what the database said.
             logger.exception("write %s (%s) failed in the database", write.ctx.request_id, write.op)
-            return _internal_failure(write, exc)
+            return _internal_failure(write, exc, f"the database refused the write: {public_text(exc.orig or exc)}")
         except Exception as exc:  # noqa: BLE001 - a bug in one write must not sink the batch
             logger.exception("write %s (%s) failed unexpectedly", write.ctx.request_id, write.op)
             return _internal_failure(write, exc)
@@ -155,11 +157,12 @@ class Store(UserOps, LoginOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
             raise
 
 
-def _internal_failure(write: WriteRequest, exc: BaseException) -> WriteOutcome:
-    """The outcome of a write that failed on a bug: its class, never its text (the caller
-    may show the outcome's error to a client)."""
+def _internal_failure(write: WriteRequest, exc: BaseException, message: str | None = None) -> WriteOutcome:
+    """The outcome of a write that failed on a bug or a refused statement: ``message``
+    (default: the exception's class), never its text (the caller may show the outcome's
+    error to a client, and SQLAlchemy's text quotes the statement and its parameters)."""
     return WriteOutcome(request_id=write.request_id, op=write.op, ok=False,
-                        error=f"internal error ({type(exc).__name__}); see the server log",
+                        error=message or f"internal error ({type(exc).__name__}); see the server log",
                         error_type=type(exc).__name__)
 
 

@@ -228,6 +228,23 @@ def test_values_the_database_refuses_come_back_without_sql(store: Store, db_back
         assert _counts(store) == before
 
 
+def test_a_statement_the_database_refuses_is_reported_without_it(store: Store) -> None:
+    """A write the database refuses for another reason (here a trigger; in life a bug)
+    fails alone in its batch with what the database said, not the statement."""
+    from tests.integration.persistence._helpers import install_failing_audit_trigger, remove_failing_audit_trigger
+
+    system = AuditContext.system()
+    write = WriteRequest(op="create_user", ctx=system.with_request_id(uuid.uuid4().hex),
+                         kwargs={"username": "tr1gger", "password_hash": "$2b$04$" + "x" * 53})
+    install_failing_audit_trigger(store.engine)
+    try:
+        (outcome,) = store.apply_batch([write])
+    finally:
+        remove_failing_audit_trigger(store.engine)
+    assert not outcome.ok and "forced audit failure" in str(outcome.error), outcome
+    assert_clean_line(str(outcome.error), where="batch outcome")
+
+
 # ------------------------------------------------------------------- malformed Content-Length
 
 MALFORMED = [b"Content-Length: abc", b"Content-Length: -1", b"Content-Length: 1x",
