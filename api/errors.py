@@ -154,7 +154,8 @@ def _clean_validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
         cleaned.append(
             {
                 "loc": [str(p) for p in err.get("loc", ())],
-                "msg": str(err.get("msg", "")).removeprefix("Value error, "),
+                # One line: a message may name a key the client sent (newlines and all).
+                "msg": one_line(str(err.get("msg", "")).removeprefix("Value error, ")),
                 "type": str(err.get("type", "")),
             }
         )
@@ -176,7 +177,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     details = _clean_validation_errors(exc.errors())
     first = details[0] if details else None
     where = ".".join(first["loc"]) if first else "request"
-    message = f"invalid request: {where}: {first['msg']}" if first else "invalid request"
+    message = one_line(f"invalid request: {where}: {first['msg']}") if first else "invalid request"
     return error_response(422, "validation_error", message, details)
 
 
