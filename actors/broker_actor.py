@@ -104,7 +104,7 @@ class OperatorRules:
         )
 
     def config(self) -> dict[str, Any]:
-        """As config keys (for ``OutboundPolicy.from_config``)."""
+        """As config keys (for ``OutboundPolicy.from_config`` / ``UserPathPolicy.for_config``)."""
         return {k: v for k, v in (("outbound_hosts", self.outbound_hosts),
                                   ("prediction_provider_url", self.prediction_provider_url),
                                   ("data_dir", self.data_dir)) if v is not None}
@@ -117,7 +117,6 @@ def create_account_plugin(
     params checked, credentials resolved (the asset's own, decrypted here, or the
     operator's where ``rules`` allow; else a one-line ``ConfigError`` and no request),
     and the plugin told never to read the operator's environment itself."""
-    from engine.config.defaults import DEFAULT_VALUES
     from engine.credentials import resolve_credentials
     from engine.outbound import OutboundPolicy
     from engine.plugins.loader import create_plugin, load_plugin
@@ -125,7 +124,7 @@ def create_account_plugin(
 
     cls = load_plugin("broker", broker_name)
     outbound = OutboundPolicy.from_config(rules.config())
-    user_paths = UserPathPolicy.for_data_dir(rules.data_dir or DEFAULT_VALUES["data_dir"])
+    user_paths = UserPathPolicy.for_config(rules.config())
     cls.check_untrusted_params(broker_config, outbound=outbound, user_paths=user_paths, field="broker_config")
     config = resolve_credentials(broker_name, cls.plugin_secret_params, cls.plugin_operator_env, broker_config,
                                  secrets, operator_allowed=rules.operator_credentials)

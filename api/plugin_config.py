@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.config.defaults import DEFAULT_VALUES
 from engine.credentials import check_secret_value, shown_config, split_secrets
 from engine.errors import ConfigError, PluginError
 from engine.outbound import OutboundPolicy
@@ -120,12 +119,8 @@ def validate_plugin_config(
         raise ConfigError("; ".join(problems))
     if any(params.get(key) is not None for key in spec.urls + spec.paths):
         spec.cls.check_untrusted_params(params, outbound=OutboundPolicy.from_config(config),
-                                        user_paths=UserPathPolicy.for_data_dir(_data_dir(config)), field=field)
+                                        user_paths=UserPathPolicy.for_config(config or {}), field=field)
     return dict(params)
-
-
-def _data_dir(config: Mapping[str, Any] | None) -> str:
-    return str((config or {}).get("data_dir") or DEFAULT_VALUES["data_dir"])
 
 
 def split_broker_secrets(
