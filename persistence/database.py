@@ -249,7 +249,9 @@ def make_engine(
     for throwaway use only. PostgreSQL URLs without a driver get psycopg 3.
     """
     parsed = parse_url(url)
-    options: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
+    # hide_parameters: a logged or raised DBAPI error never carries the row values
+    # (password hashes, encrypted credentials), only the statement.
+    options: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         in_memory = _is_memory_sqlite(parsed)
         if not in_memory:
@@ -279,7 +281,9 @@ def make_async_engine(
 ) -> AsyncEngine:
     """Build an async engine (aiosqlite / psycopg async) for ``url``."""
     parsed = async_url(url)
-    options: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
+    # hide_parameters: a logged or raised DBAPI error never carries the row values
+    # (password hashes, encrypted credentials), only the statement.
+    options: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         in_memory = _is_memory_sqlite(parsed)
         if not in_memory:
