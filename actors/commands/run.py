@@ -70,10 +70,15 @@ def prepare_database(config: LTSConfig | dict[str, Any], seed_demo: bool) -> int
 def run(config: LTSConfig, args: argparse.Namespace) -> int:
     """Run the engine until Ctrl-C / SIGTERM; 0 once it stopped (see ``shutdown``)."""
     from actors.engine_client import EngineClient
+    from actors.engine_record import new_record, remove_record, write_record
+    from actors.preflight import check_api_port, resolve_driver_paths
     from actors.runtime import EngineRuntime, init_ray
     from engine.user_paths import check_server_layout
 
-    settings = dict(config)
+    if args.api:
+        check_api_port(config)  # a busy port is one line now, not an error after the setup
+    # Absolute before any actor sees them: actors run in the directory of `ray start`.
+    settings = resolve_driver_paths(config)
     if args.address:
         settings["ray_address"] = args.address
     check_server_layout(settings)  # the database and state_dir never where users name files
@@ -104,18 +109,23 @@ def run(config: LTSConfig, args: argparse.Namespace) -> int:
 
             engine = EngineClient(runtime)
             server = start_in_thread(settings, store=runtime.store, engine=engine)
-        where = settings.get("ray_address") or "a local cluster"
-        print(f"LTS engine running on Ray ({where}), namespace {runtime.namespace!r}, "
-              f"{len(runtime.supervisors)} active portfolio(s)")
+        kind = "joined" if info.get("joined") else "started here"
+        print(f"LTS engine running on the Ray cluster at {info.get('address') or settings.get('ray_address')} "
+              f"({kind}), namespace {runtime.namespace!r}, {len(runtime.supervisors)} active portfolio(s)")
         if server is not None:
             print(f"  API:            {server.url}   (health: {server.url}/health, docs: {server.url}/docs)")
         if info.get("dashboard_url"):
-            print(f"  Ray dashboard:  {info['dashboard_url']}   (actors and lts_* metrics)")
+            print(f"  Ray dashboard:  {info['dashboard_url']}   (actors and ray_lts_* metrics)")
+        record = write_record(settings["state_dir"], new_record(
+            address=info.get("address"), dashboard_url=info.get("dashboard_url"),
+            api_url=server.url if server is not None else None, namespace=runtime.namespace))
+        print(f"  Recorded in:    {record}   (lts status asks this cluster)")
         print("Press Ctrl-C to stop.", flush=True)
         while not stop.wait(1.0):
             pass
         print("Stopping: finishing in-flight steps...", flush=True)
     finally:
+        remove_record(settings["state_dir"], pid=os.getpid())
         outcome = shutdown(runtime, server=server, engine=engine, address=info.get("address"),
                            started_ray=started_ray, deadline_s=stop_deadline_s(settings))
     print(outcome.message, flush=True)

@@ -1,56 +1,146 @@
 """``lts status``: portfolios, assets, actor states, restarts and the last step of each
-asset — from the database, plus the live supervisors when the Ray cluster is reachable
-(``--address``, default ``auto``)."""
+asset — from the database, plus the live supervisors of the engine's Ray cluster.
+
+The cluster asked is the one ``lts run`` recorded in ``<state_dir>/engine.json``
+(``actors.engine_record``), or ``--address``; the output names it. When there is no
+engine to ask, or its cluster cannot be reached (nothing listening, a wrong address, a
+refused authentication token), it says so in one line on stderr and exits 1, within the
+connect timeout and without Ray's own warnings.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from engine.config import LTSConfig
 
+EXIT_UNREACHABLE = 1
+DEFAULT_CONNECT_TIMEOUT_S = 15.0
+_AUTH_MARKERS = ("Unauthenticated", "InvalidAuthToken", "authentication token")
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of ``lts status``."""
-    parser.add_argument("--address", default="auto", metavar="auto|HOST:PORT",
-                        help="Ray cluster to ask for live actor state (default: auto)")
+    parser.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                        help="Ray cluster to ask (default: the one lts run recorded in <state_dir>/engine.json)")
+    parser.add_argument("--connect-timeout", dest="connect_timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S,
+                        metavar="SECONDS", help=f"give up on the cluster after this long (default {DEFAULT_CONNECT_TIMEOUT_S:g})")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _live(address: str, namespace: str, portfolio_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Each running supervisor's status; empty when no cluster or no supervisor answers."""
+class Unreachable(Exception):
+    """The cluster to ask could not be asked; the message is the one line to print."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The cluster ``lts status`` asks, and why that one."""
+
+    address: str
+    source: str  # "--address" or the record's path
+    namespace: str
+
+
+def choose_target(config: LTSConfig | dict[str, Any], address: str | None) -> Target:
+    """``--address`` if given, else the engine record; ``Unreachable`` when neither names a
+    running engine."""
+    from actors.engine_record import read_record, record_path
+
+    namespace = str(config.get("ray_namespace", "lts"))
+    if address:
+        return Target(address, "--address", namespace)
+    path = record_path(config["state_dir"])
+    record = read_record(config["state_dir"])
+    if record is None:
+        raise Unreachable(f"no engine is recorded in {path}: start one with `lts run` in this folder, "
+                          "or name its Ray cluster with --address HOST:PORT")
+    if not record.pid_alive():
+        raise Unreachable(f"the engine recorded in {path} (pid {record.pid}, Ray at {record.address}) "
+                          "is not running any more: start it with `lts run`")
+    if not record.address:
+        raise Unreachable(f"{path} names no Ray address: pass --address HOST:PORT")
+    return Target(record.address, str(path), record.namespace)
+
+
+def _tcp_reachable(address: str, timeout_s: float) -> bool:
+    from actors.runtime import cluster_reachable
+
+    return cluster_reachable(address, timeout_s=timeout_s)
+
+
+def ask_cluster(target: Target, portfolio_ids: list[int], timeout_s: float) -> dict[str, Any]:
+    """The live supervisors' status (``actors.status_probe`` in a child process), or
+    ``Unreachable`` with one line: nothing listens, the token is refused, no answer."""
+    where = f"the Ray cluster at {target.address} (from {target.source})"
+    if not _tcp_reachable(target.address, min(timeout_s, 3.0)):
+        raise Unreachable(f"cannot reach {where}: nothing listens there (is lts run running?)")
+    cmd = [sys.executable, "-m", "actors.status_probe", target.address, target.namespace,
+           *(str(p) for p in portfolio_ids)]
+    # Its stderr (Ray's warnings) is read here, never shown: an auth refusal ends it at once.
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             text=True, cwd=os.getcwd())
+    refused = threading.Event()
+
+    def watch_stderr() -> None:
+        assert child.stderr is not None
+        for line in child.stderr:
+            if any(marker in line for marker in _AUTH_MARKERS):
+                refused.set()
+
+    watcher = threading.Thread(target=watch_stderr, name="lts-status-stderr", daemon=True)
+    watcher.start()
+    deadline = time.monotonic() + timeout_s
+    while child.poll() is None and not refused.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+        if refused.is_set():
+            raise Unreachable(f"{where} refused our authentication token "
+                              "(set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token)")
+        raise Unreachable(f"no answer from {where} within {timeout_s:g} s")
+    watcher.join(2.0)
+    out = (child.stdout.read() if child.stdout else "").strip().splitlines()
     try:
-        import ray
-
-        from actors import naming
-
-        if not ray.is_initialized():
-            ray.init(address=address, namespace=namespace, log_to_driver=False, configure_logging=False)
-    except Exception:
-        return {}
-    out: dict[int, dict[str, Any]] = {}
-    for pid in portfolio_ids:
-        try:
-            handle = ray.get_actor(naming.portfolio_supervisor(pid), namespace=namespace)
-            out[pid] = ray.get(handle.status.remote(), timeout=5)
-        except Exception:
-            continue
-    return out
+        answer = json.loads(out[-1]) if out else {}
+    except ValueError:
+        answer = {}
+    if refused.is_set():
+        raise Unreachable(f"{where} refused our authentication token "
+                          "(set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token)")
+    if "error" in answer or child.returncode != 0:
+        raise Unreachable(f"cannot connect to {where}: {answer.get('error') or f'exit code {child.returncode}'}")
+    return answer
 
 
-def collect(config: LTSConfig | dict[str, Any], address: str | None) -> dict[str, Any]:
-    """Database view merged with live supervisor state."""
+def collect(config: LTSConfig | dict[str, Any], address: str | None,
+            timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> dict[str, Any]:
+    """Database view merged with the live supervisors of the chosen cluster."""
     from persistence.records import PageRequest
     from persistence.store import Store
 
+    from persistence.schema import missing_tables
+
+    target = choose_target(config, address)
     store = Store.from_url(str(config["database_url"]))
     try:
+        if missing_tables(store.engine):
+            raise Unreachable(f"config key 'database_url' names no LTS database (its tables are missing): "
+                              "run `lts run` (or `lts db`) with this config first")
         portfolios = store.list_portfolios(page=PageRequest(limit=500)).items
         assets = store.list_assets(page=PageRequest(limit=500)).items
     finally:
         store.close()
-    live = _live(address, str(config.get("ray_namespace", "lts")), [p.id for p in portfolios]) if address else {}
+    answer = ask_cluster(target, [p.id for p in portfolios], timeout_s)
+    live = {int(k): v for k, v in answer.get("supervisors", {}).items()}
     rows = []
     for p in portfolios:
         sup = live.get(p.id)
@@ -60,20 +150,27 @@ def collect(config: LTSConfig | dict[str, Any], address: str | None) -> dict[str
             "supervisor": "running" if sup else "not running", "cycles": (sup or {}).get("cycles"),
             "assets": [{
                 "asset_id": a.id, "symbol": a.symbol, "active": a.is_active, "status": str(a.status.value),
-                # "paused": its process is stopped between calls (actors.pausing).
                 "actor": states.get(a.id, {}).get("state", "-") + (" (paused)" if states.get(a.id, {}).get("paused") else ""),
                 "restarts": states.get(a.id, {}).get("restarts", 0),
                 "last_step": states.get(a.id, {}).get("last_step"), "reason": a.status_reason,
             } for a in assets if a.portfolio_id == p.id],
         })
-    return {"cluster_reachable": bool(live) or None, "portfolios": rows}
+    cluster = {"address": answer.get("address") or target.address, "asked": target.address,
+               "source": target.source, "namespace": target.namespace}
+    return {"cluster": cluster, "cluster_reachable": True, "portfolios": rows}
 
 
 def run(config: LTSConfig, args: argparse.Namespace) -> int:
-    data = collect(config, args.address)
+    try:
+        data = collect(config, args.address, float(args.connect_timeout))
+    except Unreachable as exc:
+        print(f"lts status: error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     if args.json:
         print(json.dumps(data, default=str, indent=2))
         return 0
+    cluster = data["cluster"]
+    print(f"Ray cluster {cluster['address']} (from {cluster['source']}), namespace {cluster['namespace']!r}")
     if not data["portfolios"]:
         print("No portfolios.")
     for p in data["portfolios"]:

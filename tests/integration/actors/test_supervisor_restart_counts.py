@@ -59,7 +59,10 @@ def test_restart_count_and_window_survive_a_supervisor_kill(ray_session, sqlite_
                  and asset().get("state") == "running", 120, what="the supervisor back after kill -9")
         # The count goes on where it was, in the supervisor's status and in `lts status`.
         assert asset()["restarts"] == 2
-        (row,) = collect(config, "auto")["portfolios"]
+        import ray
+
+        # The cluster of this test session by its address: "auto" could find another one.
+        (row,) = collect(config, ray.get_runtime_context().gcs_address)["portfolios"]
         assert row["supervisor"] == "running"
         assert [(a["asset_id"], a["restarts"]) for a in row["assets"]] == [(asset_id, 2)]
 
