@@ -34,9 +34,7 @@ def keyed(session: Session, stmt: Select[Any], column: Any) -> Select[Any]:
 
     Built once per statement and database, so its compiled form and cache key are reused:
     building an ``IN`` clause (or array literal) per batch and generating its cache key
-    was about a tenth of the persistence actor's write time when every batch lookup went
-    through here (the id-only lookups now run on the raw cursor, ``persistence.store._raw``;
-    the full-row loads of earlier orders and positions still do). ``stmt`` and ``column``
+    was about a tenth of the persistence actor's write time. ``stmt`` and ``column``
     must be module-level objects."""
     postgresql = session.get_bind().dialect.name == "postgresql"
     key = (id(stmt), id(column), postgresql)

@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -16,8 +17,7 @@ from engine.errors import DomainError, LTSError
 from engine.public_text import public_text
 from persistence.database import make_engine, make_read_session_factory, make_write_session_factory
 from persistence.models import AuditLog
-from persistence.store._raw import RawLookup
-from persistence.store._trade_batch import TradeBatch, _Planned
+from persistence.store._lookup import KEYS, keyed
 from persistence.store._unit import WRITE_OPS, _Batch
 from persistence.store.logins import LoginOps
 from persistence.store.portfolios import PortfolioOps
@@ -29,8 +29,11 @@ from persistence.store.writes import WriteOutcome, WriteRequest
 
 logger = logging.getLogger(__name__)
 
-# Which of a batch's request ids are applied already (on the raw cursor, see ``_raw``).
-_APPLIED_REQUEST_IDS = RawLookup(AuditLog.__table__, "request_id", ["request_id"])
+# Which of a batch's request ids are applied already (one keyed query, see ``_lookup``).
+_APPLIED_REQUEST_IDS = select(AuditLog.request_id)
+
+# Each write operation's signature, to check a WriteRequest's arguments before the call.
+_SIGNATURES: dict[str, inspect.Signature] = {}
 
 __all__ = ["Store", "WriteOutcome", "WriteRequest", "WRITE_OPS"]
 
@@ -72,8 +75,10 @@ class Store(UserOps, LoginOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
         together.
 
         Optimistic: the batch first runs without savepoints (they cost two statements per
-        write, a third of a trade's round trips on PostgreSQL). If any write fails, that
-        pass is rolled back and the batch is re-run with a real SAVEPOINT per write.
+        write, a third of a trade's round trips on PostgreSQL) and inserts its audit rows
+        with one multi-row insert at the end. If any write fails, that pass is rolled back
+        and the batch is re-run with a real SAVEPOINT per write. Both passes run the same
+        Store operations: there is one implementation of the ledger rules.
 
         Returns one outcome per write, in order, after the commit. If the database or the
         commit fails the exception propagates and nothing of the batch is stored.
@@ -92,36 +97,24 @@ class Store(UserOps, LoginOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
             request_ids = [w.ctx.request_id for w in writes if w.ctx.request_id is not None]
             present: set[str] = set()
             if request_ids:
-                present = {row[0] for row in _APPLIED_REQUEST_IDS.rows(session.connection(), request_ids)}
+                present = set(session.scalars(keyed(session, _APPLIED_REQUEST_IDS, AuditLog.request_id),
+                                              {KEYS: request_ids}))
             batch = self._local.batch = _Batch(session, set(request_ids) - present, savepoints)
             try:
                 self.prefetch_order_ids(session, _intent_ids(writes))
-                if savepoints:
-                    return [self._apply_in_batch(write) for write in writes]
-                fast = TradeBatch(session, batch)
-                fast.prefetch(writes)
-                taken: list[WriteOutcome | _Planned] = []
-                try:
-                    for write in writes:
-                        planned = fast.take(write)
-                        if planned is not None:
-                            taken.append(planned)
-                            continue
-                        fast.flush()  # the ORM path must see what the fast path took
-                        outcome = self._apply_in_batch(write)
-                        fast.invalidate()
-                        if not outcome.ok:
-                            raise _OptimisticPassFailed(f"{write.op}: {outcome.error}")
-                        taken.append(outcome)
-                    fast.flush()
-                    self._insert_deferred_audits(batch)
-                except DBAPIError as exc:
-                    if _is_connection_failure(exc):
-                        raise
-                    raise _OptimisticPassFailed(f"refused by the database: {exc.orig}") from None
-                outcomes = [
-                    item.outcome if isinstance(item, _Planned) else item for item in taken  # type: ignore[misc]
-                ]
+                for write in writes:
+                    outcome = self._apply_in_batch(write)
+                    if not savepoints and not outcome.ok:
+                        # No savepoint to roll back to: undo the pass, re-run with savepoints.
+                        raise _OptimisticPassFailed(f"{write.op}: {outcome.error}")
+                    outcomes.append(outcome)
+                if not savepoints:
+                    try:
+                        self._insert_deferred_audits(batch)
+                    except DBAPIError as exc:
+                        if _is_connection_failure(exc):
+                            raise
+                        raise _OptimisticPassFailed(f"audit rows refused: {exc.orig}") from None
             finally:
                 self._local.batch = None
         return outcomes
@@ -148,13 +141,16 @@ class Store(UserOps, LoginOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
         if write.op not in WRITE_OPS:
             raise DomainError(f"unknown write operation {write.op!r}")
         method = getattr(self, write.op)
+        signature = _SIGNATURES.get(write.op)
+        if signature is None:
+            signature = _SIGNATURES[write.op] = inspect.signature(method)
         try:
-            return method(write.ctx, *write.args, **write.kwargs)
+            signature.bind(write.ctx, *write.args, **write.kwargs)
         except TypeError as exc:
-            # Wrong arguments for the operation: say which, rather than a raw traceback.
-            if "argument" in str(exc):
-                raise DomainError(f"{write.op}: {exc}") from None
-            raise
+            # A malformed request (wrong arguments for the operation): the client's error.
+            # A TypeError raised inside the operation is a bug and propagates as one.
+            raise DomainError(f"{write.op}: {exc}") from None
+        return method(write.ctx, *write.args, **write.kwargs)
 
 
 def _internal_failure(write: WriteRequest, exc: BaseException, message: str | None = None) -> WriteOutcome:

@@ -31,13 +31,14 @@ from engine.types import utcnow
 from persistence.models import AuditLog, Portfolio
 from persistence.records import AuditContext, AuditRecord
 from persistence.store._audit import upsert_aggregated
-from persistence.store._raw import insert_rows
 
 logger = logging.getLogger(__name__)
 
 # Statements built once: building them per write costs more than running them on SQLite.
 _AUDIT_TABLE = AuditLog.__table__
 _AUDIT_INSERT = _AUDIT_TABLE.insert().returning(_AUDIT_TABLE.c.id)
+# A pass's deferred audit rows: one statement (insertmanyvalues), ids in write order.
+_AUDIT_INSERT_MANY = _AUDIT_TABLE.insert().returning(_AUDIT_TABLE.c.id, sort_by_parameter_order=True)
 _AUDIT_BY_REQUEST = select(AuditLog).where(AuditLog.request_id == bindparam("request_id"))
 
 R = TypeVar("R")
@@ -274,8 +275,7 @@ class UnitOfWork:
     def _insert_deferred_audits(self, batch: _Batch) -> None:
         """Insert the audit rows an optimistic pass deferred (one executemany)."""
         if batch.pending_audits:
-            # On the raw cursor (``persistence.store._raw``), in write order.
-            insert_rows(batch.session.connection(), _AUDIT_TABLE, batch.pending_audits)
+            batch.session.execute(_AUDIT_INSERT_MANY, batch.pending_audits).all()
             batch.pending_audits = []
 
     # ------------------------------------------------------------------ shared checks

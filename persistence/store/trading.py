@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from engine.errors import DomainError, NotFound
 from engine.types import to_decimal, utcnow
-from persistence.store._raw import RawLookup
 from persistence.enums import ORDER_TRANSITIONS, OrderStatus
 from persistence.models import Asset, Order, Position
 from persistence.records import (
@@ -23,13 +22,14 @@ from persistence.records import (
     PositionOpen,
     PositionRecord,
 )
+from persistence.store._lookup import KEYS, keyed
 from persistence.store._replay import target_record
 from persistence.store._unit import Change, UnitOfWork, coerce, pin, write_op
 
 # Built once (hot path of every trade).
 _ORDER_BY_CLIENT_ID = select(Order).where(Order.client_order_id == bindparam("coid"))
 _POSITION_BY_OPENING_ORDER = select(Position).where(Position.opening_order_id == bindparam("order_id"))
-_KNOWN_CLIENT_IDS = RawLookup(Order.__table__, "client_order_id", ["client_order_id"])
+_KNOWN_CLIENT_IDS = select(Order.client_order_id)
 
 _order_replay = target_record(Order, OrderRecord)
 _position_replay = target_record(Position, PositionRecord)
@@ -98,7 +98,8 @@ class TradingOps(UnitOfWork):
         batch = self._current_batch()
         if batch is None or not client_order_ids:
             return
-        present = {row[0] for row in _KNOWN_CLIENT_IDS.rows(session.connection(), client_order_ids)}
+        present = set(session.scalars(keyed(session, _KNOWN_CLIENT_IDS, Order.client_order_id),
+                                      {KEYS: client_order_ids}))
         batch.absent_orders.update(set(client_order_ids) - present)
 
     def _order_by_client_id(self, session: Session, ctx: AuditContext, client_order_id: str) -> Order:

@@ -1,8 +1,6 @@
-"""A batch's trade writes take a Core/executemany fast path (``persistence/store/_trade_batch``).
-
-It must be indistinguishable from the ORM path: the same results, the same rows, the same
-audit rows (one per write, in write order), and the same answers when the ORM path has to
-take over part-way through a batch.
+"""Trades written in batches (``Store.apply_batch``) are indistinguishable from the same
+writes applied one by one: the same results, the same rows, the same audit rows (one per
+write), and the same answers when a write of the batch fails (it fails alone).
 """
 
 from __future__ import annotations
@@ -158,12 +156,12 @@ def test_a_batch_of_trades_equals_the_same_writes_applied_one_by_one(store: Stor
     assert store.get_order(batched[0].result.id).position_id == batched[2].result.id
 
 
-def test_the_orm_path_taking_over_mid_batch_sees_the_fast_paths_writes(store: Store) -> None:
+def test_a_write_failing_mid_batch_fails_alone_and_sees_the_earlier_writes(store: Store) -> None:
     world = make_world(store)
     a, b = _trade(world, "a"), _trade(world, "b")
     reject_b = WriteRequest(op="mark_order_rejected", ctx=AuditContext.system(request_id="b-r"),
                             args=("b-coid", "no margin"))
-    # b's intent (fast), its rejection (ORM path), then a position for the rejected order.
+    # b's intent, its rejection, then a position for the rejected order.
     writes = [*a, b[0], reject_b, b[2], a[0]]
     before = audit_count(store.engine)
     outcomes = store.apply_batch(writes)
@@ -177,7 +175,7 @@ def test_the_orm_path_taking_over_mid_batch_sees_the_fast_paths_writes(store: St
     assert store.list_positions(asset_id=world.asset_id).total == 1
 
 
-def test_a_trade_split_across_batches_continues_on_the_orm_path(store: Store) -> None:
+def test_a_trade_split_across_batches_continues(store: Store) -> None:
     world = make_world(store)
     intent, fill, position = _trade(world, "s")
     (first,) = store.apply_batch([intent])
@@ -187,12 +185,9 @@ def test_a_trade_split_across_batches_continues_on_the_orm_path(store: Store) ->
     assert store.get_order(first.result.id).status == "open"
 
 
-def test_trades_split_across_batches_equal_the_same_writes_applied_one_by_one(
-    store: Store, monkeypatch
-) -> None:
+def test_trades_split_across_batches_equal_the_same_writes_applied_one_by_one(store: Store) -> None:
     """The asset actors' shape: each intent in one batch, its outcome (open or fill, then
-    the position) in a later one. The later batch takes the fast path for the orders it
-    loads from the database, with the ORM path's rows, results and audit rows."""
+    the position) in a later one: the rows, results and audit rows of one-by-one writes."""
     split_world = make_world(store)
     single_world = World(store, seed_owner_portfolio(store, username="third-owner"))
 
@@ -203,17 +198,11 @@ def test_trades_split_across_batches_equal_the_same_writes_applied_one_by_one(
             _trade(world, f"{prefix}c", linked=False),
         )]
 
-    orm_writes: list[str] = []
-    real = Store._apply_in_batch
-    monkeypatch.setattr(Store, "_apply_in_batch",
-                        lambda self, write: orm_writes.append(write.op) or real(self, write))
-
     split_ids, single_ids = _Ids(split_world, "ss-"), _Ids(single_world, "tt-")
     split_trades = trades(split_world, "ss-")
     audit_from = _newest_audit_id(store)
     intents = store.apply_batch([t[0] for t in split_trades])
     outcomes = store.apply_batch([w for t in split_trades for w in t[1:]])
-    assert orm_writes == []  # both batches took the fast path entirely
     split_rows = _rows_since(store, split_ids, audit_from, split_world.asset_id)
     # Results in the one-by-one order (intent, outcome, position per trade).
     split_results = _results([intents[0], *outcomes[0:2], intents[1], *outcomes[2:4],
@@ -237,7 +226,7 @@ def test_trades_split_across_batches_equal_the_same_writes_applied_one_by_one(
 
 
 def test_a_resent_outcome_batch_replays_and_a_second_position_is_refused_as_a_repeat(store: Store) -> None:
-    """Orders loaded from the database by the fast path: a resend of the outcome batch is
+    """Orders recorded by an earlier batch: a resend of the outcome batch is
     answered from the first application (no second row, no second audit), and a new
     position write for an order that already has one returns the existing position."""
     world = make_world(store)
@@ -255,9 +244,7 @@ def test_a_resent_outcome_batch_replays_and_a_second_position_is_refused_as_a_re
     assert store.list_positions(asset_id=world.asset_id).total == 1
 
 
-def test_an_earlier_order_the_orm_path_rejected_in_the_batch_is_not_filled_by_the_fast_path(
-    store: Store,
-) -> None:
+def test_an_earlier_order_rejected_in_the_batch_is_not_filled_later_in_it(store: Store) -> None:
     world = make_world(store)
     intent, fill, position = _trade(world, "q")
     store.apply_batch([intent])
@@ -296,22 +283,22 @@ def _close(world: World, tag: str, position_id: int, *, owner_ctx: bool = False,
 
 
 def _opened(store: Store, world: World, prefix: str, tags: list[str]) -> list[int]:
-    """Open one position per tag (a fast-path batch); their ids."""
+    """Open one position per tag (one batch); their ids."""
     outcomes = store.apply_batch(_prefixed([w for t in tags for w in _trade(world, f"{prefix}{t}")], prefix))
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     return [o.result.id for o in outcomes if o.op == "open_position"]
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["one batch", "intent then outcome"])
-def test_closes_take_the_fast_path_with_the_orm_paths_rows_results_and_audits(
-    store: Store, monkeypatch, split: bool
+def test_batched_closes_have_the_rows_results_and_audits_of_one_by_one_writes(
+    store: Store, split: bool
 ) -> None:
     """Closes of positions recorded earlier, in one batch (intent, fill, close) or the
-    asset actors' way (the intent, then its outcome in a later batch): no write goes
-    through the ORM path, and rows, results and audit rows equal one-by-one writes."""
-    fast_world = make_world(store)
+    asset actors' way (the intent, then its outcome in a later batch): rows, results and
+    audit rows equal one-by-one writes."""
+    batched_world = make_world(store)
     single_world = World(store, seed_owner_portfolio(store, username="close-owner"))
-    fast_positions = _opened(store, fast_world, "ff-", ["a", "b", "c"])
+    batched_positions = _opened(store, batched_world, "ff-", ["a", "b", "c"])
     single_positions = _opened(store, single_world, "gg-", ["a", "b", "c"])
 
     def closes(world: World, prefix: str, positions: list[int]) -> list[list[WriteRequest]]:
@@ -321,22 +308,16 @@ def test_closes_take_the_fast_path_with_the_orm_paths_rows_results_and_audits(
             _close(world, f"{prefix}c", positions[2], linked=False),
         )]
 
-    orm_writes: list[str] = []
-    real = Store._apply_in_batch
-    monkeypatch.setattr(Store, "_apply_in_batch",
-                        lambda self, write: orm_writes.append(write.op) or real(self, write))
-    fast_ids, single_ids = _Ids(fast_world, "ff-"), _Ids(single_world, "gg-")
+    batched_ids, single_ids = _Ids(batched_world, "ff-"), _Ids(single_world, "gg-")
     audit_from = _newest_audit_id(store)
-    fast_closes = closes(fast_world, "ff-", fast_positions)
+    batched_closes = closes(batched_world, "ff-", batched_positions)
     if split:
-        intents = store.apply_batch([c[0] for c in fast_closes])
-        outcomes = store.apply_batch([w for c in fast_closes for w in c[1:]])
-        fast = [intents[0], *outcomes[0:2], intents[1], *outcomes[2:4], intents[2], *outcomes[4:6]]
+        intents = store.apply_batch([c[0] for c in batched_closes])
+        outcomes = store.apply_batch([w for c in batched_closes for w in c[1:]])
+        batched = [intents[0], *outcomes[0:2], intents[1], *outcomes[2:4], intents[2], *outcomes[4:6]]
     else:
-        fast = store.apply_batch([w for c in fast_closes for w in c])
-    assert orm_writes == []
-    fast_rows = _rows_since(store, fast_ids, audit_from, fast_world.asset_id)
-    monkeypatch.setattr(Store, "_apply_in_batch", real)
+        batched = store.apply_batch([w for c in batched_closes for w in c])
+    batched_rows = _rows_since(store, batched_ids, audit_from, batched_world.asset_id)
 
     audit_from = _newest_audit_id(store)
     single = store.apply_each([w for c in closes(single_world, "gg-", single_positions) for w in c])
@@ -347,27 +328,27 @@ def test_closes_take_the_fast_path_with_the_orm_paths_rows_results_and_audits(
         return [_normal(o.result.model_dump(), ids, "position" if o.op == "close_position" else "order")
                 for o in outcomes]
 
-    assert results(fast, fast_ids) == results(single, single_ids)
-    assert fast_rows["orders"] == single_rows["orders"]
-    assert fast_rows["positions"] == single_rows["positions"]
+    assert results(batched, batched_ids) == results(single, single_ids)
+    assert batched_rows["orders"] == single_rows["orders"]
+    assert batched_rows["positions"] == single_rows["positions"]
 
     def key(a: dict) -> str:
         return a["request_id"]
-    assert sorted(fast_rows["audits"], key=key) == sorted(single_rows["audits"], key=key)
+    assert sorted(batched_rows["audits"], key=key) == sorted(single_rows["audits"], key=key)
     # The money, exactly, and the links both ways.
-    closed = store.get_position(fast_positions[0])
+    closed = store.get_position(batched_positions[0])
     assert not closed.is_open and closed.close_price == Decimal("1.20001")
     assert closed.realized_pnl == Decimal("-12.345678")
     assert closed.commission == Decimal("0.85") and closed.swap == Decimal("0.01")
     closing = store.get_order_by_client_id("ff-a-close")
     assert closed.closing_order_id == closing.id and closing.position_id == closed.id
     assert closing.status == "filled" and closing.action == "close"
-    assert store.get_position(fast_positions[2]).closing_order_id is None
+    assert store.get_position(batched_positions[2]).closing_order_id is None
 
 
-def test_a_fast_close_refuses_what_the_orm_path_refuses(store: Store) -> None:
+def test_a_batched_close_refuses_a_second_close_and_a_foreign_position(store: Store) -> None:
     """A second close of a position, a close intent naming another asset's position and a
-    resent close: the ORM path's answers (the error, or the first result replayed)."""
+    resent close: the error, or the first result replayed."""
     world = make_world(store)
     other = World(store, seed_owner_portfolio(store, username="other-owner"))
     (position_id,) = _opened(store, world, "rf-", ["a"])
@@ -381,7 +362,7 @@ def test_a_fast_close_refuses_what_the_orm_path_refuses(store: Store) -> None:
     assert again[0].ok and again[0].result.id == position_id and audit_count(store.engine) == before
     second = _close(world, "r2", position_id)
     refused = store.apply_batch(second)
-    assert refused[0].ok  # the ORM path does not check an intent's position is still open
+    assert refused[0].ok  # an intent's position is not checked to be still open
     assert not refused[2].ok and "already closed" in (refused[2].error or "")
     wrong = _close(world, "r3", foreign_id)[0]
     (answer,) = store.apply_batch([wrong])
