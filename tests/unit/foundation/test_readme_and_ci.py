@@ -1,5 +1,6 @@
-"""The README's first two lines are the newcomer's commands, and ``.ci/run`` runs the
-second one exactly, failing on any error (pytest's "no tests" exit code 5 included)."""
+"""The README's first code block holds the newcomer's two commands (run, test), and
+``.ci/run`` runs the second one exactly, failing on any error (pytest's "no tests" exit
+code 5 included)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,20 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def readme_lines() -> list[str]:
-    return (ROOT / "README.md").read_text().splitlines()
+    """The two set-up lines: the first fenced code block of the README, which must come
+    before any other text but the title (so it renders as code, first thing)."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert lines[0].startswith("# "), "the README starts with its title"
+    body = [line for line in lines[1:] if line.strip()]
+    assert body[0].startswith("```"), "the set-up code block comes right after the title"
+    fence = lines.index(body[0])
+    end = lines.index("```", fence + 1)
+    return lines[fence + 1 : end]
 
 
 def test_readme_starts_with_the_run_and_the_test_command() -> None:
-    run_line, test_line = readme_lines()[:2]
+    assert len(readme_lines()) == 2, "the set-up block holds exactly the two commands"
+    run_line, test_line = readme_lines()
     assert run_line.startswith("python3 -m venv .venv && .venv/bin/pip install -e . && ")
     assert run_line.endswith(".venv/bin/lts run")
     assert test_line == (
