@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Services, reads_inline, request_origin
+from api.docs import install_docs
 from api.engine_handle import EngineHandle
 from api.errors import ApiError, install_error_handlers
 from api.middleware import (
@@ -111,7 +112,10 @@ def create_app(
         description="Portfolio management and trading over the LTS engine. "
         "Authenticate with POST /api/auth/login and send `Authorization: Bearer <access_token>`.",
         lifespan=lifespan,
+        docs_url=None,  # served from the installed package below, never from a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.services = Services(
         settings=settings, config=config, store=store, aaa=aaa, engine=engine, inline_reads=reads_inline(store)
     )

@@ -122,7 +122,7 @@ def test_security_headers_and_error_shape_everywhere(small_gateway: Gateway) -> 
     assert missing["details"][0]["loc"] == ["body", "password"]
     assert "body.password" in missing["message"]
     docs = client.get("/docs")
-    assert docs.status_code == 200 and "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+    assert docs.status_code == 200 and "script-src 'self';" in docs.headers["content-security-policy"]
 
 
 def test_cors_allows_only_configured_origins(small_gateway: Gateway) -> None:
