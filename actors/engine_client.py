@@ -72,14 +72,12 @@ class ActorStore:
 
     def __init__(self, read_store: Any, *, namespace: str, timeout_s: float) -> None:
         from actors.persistence_actor import PersistenceClient
-        from actors.write_pipe import SyncWritePipe
 
         self._reads = read_store
         self._client = PersistenceClient(namespace=namespace, call_timeout_s=timeout_s,
                                          give_up_after_s=3 * timeout_s)
-        # The gateway's request threads share calls: writes that arrive while one call is
-        # out leave together in the next (caller-side group commit, see actors.write_pipe).
-        self._pipe = SyncWritePipe(self._client)
+        # Each request thread makes its own call; the persistence actor's group commit
+        # batches the calls that meet there (actors.persistence_actor).
         self._ids = threading.Lock()  # the client numbers request ids; threads share it
 
     def __getattr__(self, name: str) -> Any:
@@ -91,7 +89,7 @@ class ActorStore:
                 with self._ids:
                     request = self._client.request(name, ctx, *args, **kwargs)
                 try:
-                    (outcome,) = self._pipe.write_many([request])
+                    (outcome,) = self._client.write_many_sync([request])
                 except (GetTimeoutError, RayActorError) as exc:
                     raise TemporaryError(f"persistence actor unavailable: {type(exc).__name__}") from exc
                 except RayTaskError as exc:  # an error the actor raised (resends exhausted)

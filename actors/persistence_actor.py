@@ -2,9 +2,13 @@
 
 ``PersistenceActor`` hosts a ``Store``. Writes arrive as ``WriteRequest`` lists; one writer
 task takes them in arrival order, groups up to ``batch_size`` of them (waiting at most
-``batch_delay_ms`` for more) into one transaction with a SAVEPOINT per write, commits, and
-only then answers each caller. ``batch_size=1`` turns batching off (one transaction per
-write).
+``batch_delay_ms`` for more) into one transaction (``Store.apply_batch``: each write as if
+in its own SAVEPOINT), commits, and only then answers each caller. ``batch_size=1`` turns
+batching off (one transaction per write).
+
+This group commit is the one batching layer in front of the database: it is the only
+place that sees every writer of the cluster, so callers send their batches directly
+(``PersistenceClient``) and no caller-side pipe merges them first.
 
 Ray restarts the actor after a crash (``max_restarts``) but replays nothing: calls in flight
 fail. ``PersistenceClient`` therefore resends a call that got no answer, with the same
@@ -15,7 +19,6 @@ and answers with the first result, so a resend never writes twice.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import time
@@ -37,7 +40,6 @@ from tenacity import (
 )
 
 from actors import naming
-from actors.priority import run_as_singleton
 from actors.remote import hot_path, remote_class
 from engine import errors as lts_errors
 from engine.errors import LTSError, TemporaryError
@@ -60,35 +62,6 @@ _NO_ANSWER_ERRORS: tuple[type[BaseException], ...] = (
     TemporaryError,
 )
 """Errors after which a call may or may not have been applied: resend it (idempotent)."""
-
-
-GATHER_PAUSE_S = float(os.environ.get("LTS_PERSISTENCE_GATHER_PAUSE_MS", "3.0")) / 1000.0
-"""Pause after a batch under load, letting Ray deliver the calls that queued meanwhile
-(measured with 50 callers: mean batch 12 -> 27 records on SQLite, 19 -> 35 on PostgreSQL,
-+14% records/s on both)."""
-
-
-GC_GEN0_THRESHOLD = 20_000
-"""Allocations between young-generation collections in the persistence actor (CPython's
-default is 700)."""
-
-
-def _quiet_garbage_collector() -> None:
-    """Fewer, cheaper garbage collections in the single writer.
-
-    Every batch allocates thousands of short-lived objects (requests, ORM rows, outcomes),
-    so with CPython's defaults the collector ran every few hundred writes and now and then
-    a full collection walked every object the process holds (SQLAlchemy's metadata and
-    compiled statements included) while the event loop, and so every acknowledgement,
-    waited. Freezing what exists after start-up takes those objects out of all future
-    collections, and a larger young generation makes collections rarer; reference
-    counting still frees almost everything at once. Measured with 50 callers offering
-    2,000 records/s on PostgreSQL: acknowledgement p99 48-50 ms -> 35-36 ms, p50 unchanged.
-    """
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-
 
 @dataclass(frozen=True)
 class PersistenceSettings:
@@ -115,6 +88,8 @@ class PersistenceSettings:
         )
 
 
+_Queued = tuple[WriteRequest, asyncio.Future[WriteOutcome]]  # a write and the future its caller awaits
+
 ENGINE_READS = frozenset({
     "get_portfolio", "list_assets", "get_asset", "get_order", "get_order_by_client_id", "list_orders",
     "get_position", "list_positions", "open_positions", "pending_orders", "list_statistics", "list_audit_logs",
@@ -134,21 +109,16 @@ class PersistenceActor:
     }
 
     def __init__(self, database_url: str, settings: PersistenceSettings | None = None) -> None:
-        run_as_singleton()  # the one writer: every order of every asset waits on it
         self._settings = settings or PersistenceSettings()
         from persistence.store import Store  # only the actor itself needs SQLAlchemy
 
         self._store = Store.from_url(database_url)
-        # (write, its future, the number of the call it came in): a batch's distinct call
-        # numbers tell several callers at once from one caller's many writes.
-        self._queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteOutcome], int]] | None = None
-        self._calls = 0
+        self._queue: asyncio.Queue[_Queued] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._applied = 0
         self._batches = 0
         self._busy_s = 0.0  # time spent writing (to tell a busy database from idle waits)
         self._started = time.time()
-        _quiet_garbage_collector()
         logger.info(
             "persistence actor up (pid %s, batch_size %s, batch_delay_ms %s)",
             os.getpid(),
@@ -164,11 +134,10 @@ class PersistenceActor:
         queue = self._ensure_writer()
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[WriteOutcome]] = []
-        self._calls += 1
         # No await between the puts: a call's writes stay contiguous and in order.
         for write in writes:
             future: asyncio.Future[WriteOutcome] = loop.create_future()
-            queue.put_nowait((write, future, self._calls))
+            queue.put_nowait((write, future))
             futures.append(future)
         return list(await asyncio.gather(*futures))
 
@@ -203,7 +172,7 @@ class PersistenceActor:
 
     # ------------------------------------------------------------------ writer
 
-    def _ensure_writer(self) -> asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteOutcome], int]]:
+    def _ensure_writer(self) -> asyncio.Queue[_Queued]:
         if self._queue is None:
             self._queue = asyncio.Queue()
         if self._writer is None or self._writer.done():
@@ -216,7 +185,7 @@ class PersistenceActor:
         while True:
             batch = [await queue.get()]
             await self._fill_batch(queue, batch)
-            writes = [write for write, _, _ in batch]
+            writes = [write for write, _ in batch]
             started = time.perf_counter()
             try:
                 # Written on the event loop thread itself, blocking it on purpose: calls that
@@ -228,30 +197,24 @@ class PersistenceActor:
                 logger.warning("persistence batch of %d writes failed: %s", len(writes), exc)
                 # The class only: a driver's text carries the statement (the log has it).
                 failure = TemporaryError(f"database write failed ({type(exc).__name__}), resend")
-                for _, future, _ in batch:
+                for _, future in batch:
                     if not future.done():
                         future.set_exception(failure)
                 continue
             self._busy_s += time.perf_counter() - started
             self._applied += len(writes)
             self._batches += 1
-            for (_, future, _), outcome in zip(batch, outcomes, strict=True):
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
-            # Calls that arrived while this batch was written wait in Ray's queue: the
-            # thread that hands them to this loop needs the GIL, which the write held. When
-            # several callers are writing (this batch came in more than one call) a short
-            # pause in select() lets it deliver them, so the next batch is bigger. One
-            # call's writes, however many (an asset's intent with its queued results, a
-            # write pipe's combined call), pay no pause: its caller sends nothing more
-            # before the answer, and a pause would only delay the next caller.
-            calls = len({call for _, _, call in batch})
-            await asyncio.sleep(GATHER_PAUSE_S if calls > 1 else 0)
+            # Yield to the loop: calls that arrived while this batch was written are
+            # queued and form the next batch.
+            await asyncio.sleep(0)
 
     async def _fill_batch(
         self,
-        queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[WriteOutcome], int]],
-        batch: list[tuple[WriteRequest, asyncio.Future[WriteOutcome], int]],
+        queue: asyncio.Queue[_Queued],
+        batch: list[_Queued],
     ) -> None:
         limit = self._settings.batch_size
         # Take everything already queued (it arrived while the last batch was written).

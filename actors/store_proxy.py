@@ -30,7 +30,7 @@ class _NoAnswer(Exception):
 
 class StoreProxy:
     """Reads and writes through the persistence actor (reads: ``PersistenceActor.read``;
-    writes: batches through a write pipe); with ``local_writes`` both on a local Store."""
+    writes: one ``submit`` call per batch); with ``local_writes`` both on a local Store."""
 
     def __init__(self, database_url: str, *, namespace: str = "lts", local_writes: bool = False,
                  timeout_s: float = 10.0) -> None:
@@ -120,13 +120,12 @@ class StoreProxy:
     async def _actor_write(self, writes: list[Any]) -> list[Any]:
         if self._writer is None:
             from actors.persistence_actor import PersistenceClient
-            from actors.write_pipe import WritePipe
 
             # Resends keep the request ids, so an unacknowledged batch is safe to resend.
-            # This process's concurrent writers (a supervisor's cycle statistics and restart
-            # audits) share calls through the pipe; a lone writer's batch leaves at once.
-            self._writer = WritePipe(PersistenceClient(namespace=self.namespace, call_timeout_s=self.timeout_s,
-                                                       give_up_after_s=3 * self.timeout_s))
+            # Concurrent writers of this process each make their own call: the actor's
+            # group commit puts the calls that meet there into one transaction.
+            self._writer = PersistenceClient(namespace=self.namespace, call_timeout_s=self.timeout_s,
+                                             give_up_after_s=3 * self.timeout_s)
         try:
             return await self._writer.write_many(writes)
         except LTSError:

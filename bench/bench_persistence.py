@@ -18,11 +18,8 @@ Two ways of loading it:
   omission). This is the acknowledgement latency the target speaks of: the time from a
   trade to its commit, at the target rate.
 
-Each is measured twice: every caller making its own actor calls ("call each"), and all
-callers of this process sharing one ``actors.write_pipe.WritePipe`` ("shared pipe":
-batches that arrive while its call is out leave together in the next one, so the
-number of calls, and Ray's fixed cost per call on both ends, stops growing with the
-number of callers). The product's processes that host many writers use the pipe.
+Every caller makes its own actor calls: the actor's group commit is the one batching
+layer (callers that meet there share a transaction).
 
 References measured in the same run, to read the figures against:
 * the bare actor round trip: ``ping`` calls/s from the same 50 callers;
@@ -148,21 +145,9 @@ def trade_writes(client: Any, portfolio_id: int, asset_id: int, tag: str) -> lis
     ]
 
 
-def make_pipe(handle: Any, shared: bool) -> Any:
-    """A ``WritePipe`` all callers share (caller-side group commit), or None: a call each."""
-    if not shared:
-        return None
-    from actors.persistence_actor import PersistenceClient
-    from actors.write_pipe import WritePipe
-
-    return WritePipe(PersistenceClient(handle, caller_id=f"pipe-{uuid.uuid4().hex[:6]}"))
-
-
-async def drive(handle: Any, assets: list[tuple[int, int]], seconds: float, trades_per_call: int,
-                shared_pipe: bool = False) -> Result:
+async def drive(handle: Any, assets: list[tuple[int, int]], seconds: float, trades_per_call: int) -> Result:
     from actors.persistence_actor import PersistenceClient
 
-    pipe = make_pipe(handle, shared_pipe)
     latencies: list[float] = []
     records = 0
     deadline = time.perf_counter() + seconds
@@ -174,7 +159,7 @@ async def drive(handle: Any, assets: list[tuple[int, int]], seconds: float, trad
         while time.perf_counter() < deadline:
             writes = [w for _ in range(trades_per_call) for w in trade_writes(client, portfolio_id, asset_id, f"c{n}")]
             sent = time.perf_counter()
-            outcomes = await (pipe or client).write_many(writes)
+            outcomes = await client.write_many(writes)
             latencies.append((time.perf_counter() - sent) * 1000)
             bad = [o.error for o in outcomes if not o.ok]
             if bad:
@@ -183,16 +168,11 @@ async def drive(handle: Any, assets: list[tuple[int, int]], seconds: float, trad
 
     start = time.perf_counter()
     await asyncio.gather(*(caller(n) for n in range(len(assets))))
-    return Result("", records, time.perf_counter() - start, latencies, note=pipe_note(pipe))
-
-
-def pipe_note(pipe: Any) -> str:
-    return f"{pipe.batches / max(1, pipe.calls):.1f} callers' batches per actor call" if pipe else ""
+    return Result("", records, time.perf_counter() - start, latencies)
 
 
 async def drive_open_loop(
     handle: Any, assets: list[tuple[int, int]], seconds: float, trades_per_call: int, rate: float,
-    shared_pipe: bool = False,
 ) -> Result:
     """``rate`` records/s offered by all callers together, each caller on a fixed schedule
     with a random phase; latency from each call's due time to its acknowledgement."""
@@ -200,7 +180,6 @@ async def drive_open_loop(
 
     from actors.persistence_actor import PersistenceClient
 
-    pipe = make_pipe(handle, shared_pipe)
     latencies: list[float] = []
     records = 0
     per_call = 3 * trades_per_call
@@ -218,7 +197,7 @@ async def drive_open_loop(
             if delay > 0:
                 await asyncio.sleep(delay)
             writes = [w for _ in range(trades_per_call) for w in trade_writes(client, portfolio_id, asset_id, f"o{n}")]
-            outcomes = await (pipe or client).write_many(writes)
+            outcomes = await client.write_many(writes)
             latencies.append((time.perf_counter() - due) * 1000)
             bad = [o.error for o in outcomes if not o.ok]
             if bad:
@@ -227,7 +206,7 @@ async def drive_open_loop(
             due += interval
 
     await asyncio.gather(*(caller(n) for n in range(len(assets))))
-    return Result("", records, time.perf_counter() - start, latencies, note=pipe_note(pipe))
+    return Result("", records, time.perf_counter() - start, latencies)
 
 
 async def drive_ping(handle: Any, callers: int, seconds: float) -> Result:
@@ -314,15 +293,10 @@ def run_backend(ray: Any, backend: str, args: argparse.Namespace) -> list[Result
             )
             results.append(result)
             if label == "batching on":
-                shared = asyncio.run(drive(handle, assets, args.seconds, 1, shared_pipe=True))
-                shared.label = f"{backend:10s} batching on, shared pipe"
-                results.append(shared)
                 for rate in args.rate or [TARGET_RATE[backend]]:
-                    for piped in (False, True):
-                        offered = asyncio.run(drive_open_loop(handle, assets, args.seconds, 1, rate, piped))
-                        offered.label = (f"{backend:10s} batching on, {'shared pipe' if piped else 'call each'}, "
-                                         f"offered {rate:.0f} rec/s")
-                        results.append(offered)
+                    offered = asyncio.run(drive_open_loop(handle, assets, args.seconds, 1, rate))
+                    offered.label = f"{backend:10s} batching on, call each, offered {rate:.0f} rec/s"
+                    results.append(offered)
             if label == "batching on" and args.multi_trades > 1:
                 multi = asyncio.run(drive(handle, assets, args.seconds, args.multi_trades))
                 multi.label = f"{backend:10s} batching on, {args.multi_trades} trades/call"

@@ -64,7 +64,7 @@ def test_asset_actor_code_does_not_load_sqlalchemy() -> None:
     # SQLAlchemy and no pandas, which a restarted asset would otherwise load again.
     code = (
         "import sys\n"
-        "import actors.asset_actor, actors.ports, actors.store_proxy, actors.persistence_actor, actors.write_pipe\n"
+        "import actors.asset_actor, actors.ports, actors.store_proxy, actors.persistence_actor\n"
         "from persistence.store import WriteRequest\n"
         "from persistence.records import AuditContext, OrderFill, OrderIntent, PageRequest, PositionOpen\n"
         "from engine.plugins.loader import create_plugin\n"

@@ -21,7 +21,6 @@ from actors.persistence_actor import (
     raise_for_outcome,
     start_persistence_actor,
 )
-from actors.write_pipe import SyncWritePipe, WritePipe
 from engine.errors import NotFound
 from engine.types import utcnow
 from persistence.models import Order
@@ -100,16 +99,15 @@ def _orders_by_writer(store: Store, writers: int) -> dict[int, list[str]]:
     return {n: [c for c in coids if c.startswith(f"w{n:02d}-")] for n in range(writers)}
 
 
-def test_writers_sharing_a_pipe_land_in_per_writer_order_in_fewer_calls_and_errors_stay_their_own(
+def test_concurrent_writers_land_in_per_writer_order_in_shared_transactions_and_errors_stay_their_own(
     ray_session: Any, seeded_store: tuple[Store, SeededPortfolio], db_url: str, actor_name: str
 ) -> None:
-    """Caller-side group commit against the real actor: 20 writers of one event loop share
-    a WritePipe; every write lands once, in each writer's order, the writers' batches went
-    out in fewer calls than there were batches, and a bad write in a combined call fails
-    only its own writer."""
+    """Server-side group commit against the real actor: 20 writers of one event loop call
+    it concurrently; every write lands once, in each writer's order, the actor put
+    several callers' writes into one transaction, and a bad write fails only its own
+    writer."""
     store, seeded = seeded_store
     handle = _start(ray_session, db_url, actor_name, batch_size=64, batch_delay_ms=2)
-    pipe = WritePipe(PersistenceClient(handle, caller_id="pipe"))
     writers, per_writer, per_batch = 20, 40, 4
 
     async def writer(n: int) -> None:
@@ -117,7 +115,7 @@ def test_writers_sharing_a_pipe_land_in_per_writer_order_in_fewer_calls_and_erro
         for start in range(0, per_writer, per_batch):
             batch = [client.request("record_order_intent", AuditContext.system(), _intent(seeded, f"w{n:02d}-{i:04d}"))
                      for i in range(start, start + per_batch)]
-            for outcome in await pipe.write_many(batch):
+            for outcome in await client.write_many(batch):
                 raise_for_outcome(outcome)
 
     async def bad_writer() -> None:
@@ -126,7 +124,7 @@ def test_writers_sharing_a_pipe_land_in_per_writer_order_in_fewer_calls_and_erro
                              {"client_order_id": "bad", "portfolio_id": 999, "asset_id": 1, "side": "buy",
                               "quantity": 1})
         await asyncio.sleep(0.01)  # while the others' batches are in flight
-        (outcome,) = await pipe.write_many([bad])
+        (outcome,) = await client.write_many([bad])
         raise_for_outcome(outcome)
 
     async def run() -> list[Any]:
@@ -134,6 +132,7 @@ def test_writers_sharing_a_pipe_land_in_per_writer_order_in_fewer_calls_and_erro
 
     try:
         results = asyncio.run(run())
+        stats = ray_session.get(handle.stats.remote(), timeout=60)
     finally:
         ray_session.kill(handle)
 
@@ -141,19 +140,18 @@ def test_writers_sharing_a_pipe_land_in_per_writer_order_in_fewer_calls_and_erro
     assert isinstance(results[-1], NotFound) and "portfolio 999" in str(results[-1])
     for n, mine in _orders_by_writer(store, writers).items():
         assert mine == [f"w{n:02d}-{i:04d}" for i in range(per_writer)], f"writer {n} out of order"
-    assert pipe.batches == writers * per_writer // per_batch + 1
-    assert pipe.calls < pipe.batches / 2  # batches shared calls
+    assert stats["applied"] == writers * per_writer + 1
+    assert stats["batches"] < stats["applied"] / per_batch  # callers' writes shared transactions
 
 
-def test_threads_sharing_a_sync_pipe_land_in_per_thread_order_in_fewer_calls(
+def test_threads_writing_at_once_land_in_per_thread_order(
     ray_session: Any, seeded_store: tuple[Store, SeededPortfolio], db_url: str, actor_name: str
 ) -> None:
-    """The API gateway's case: request threads writing through one SyncWritePipe."""
+    """The API gateway's case: request threads writing through the actor at once."""
     import threading
 
     store, seeded = seeded_store
     handle = _start(ray_session, db_url, actor_name)
-    pipe = SyncWritePipe(PersistenceClient(handle, caller_id="sync-pipe"))
     threads, per_thread = 8, 15
     errors: list[BaseException] = []
 
@@ -162,7 +160,7 @@ def test_threads_sharing_a_sync_pipe_land_in_per_thread_order_in_fewer_calls(
         try:
             for i in range(per_thread):
                 write = client.request("record_order_intent", AuditContext.system(), _intent(seeded, f"w{n:02d}-{i:04d}"))
-                (outcome,) = pipe.write_many([write])
+                (outcome,) = client.write_many_sync([write])
                 raise_for_outcome(outcome)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -178,8 +176,6 @@ def test_threads_sharing_a_sync_pipe_land_in_per_thread_order_in_fewer_calls(
     assert errors == []
     for n, mine in _orders_by_writer(store, threads).items():
         assert mine == [f"w{n:02d}-{i:04d}" for i in range(per_thread)], f"thread {n} out of order"
-    assert pipe.batches == threads * per_thread
-    assert pipe.calls < pipe.batches  # threads that arrived during a call left together
 
 
 def test_domain_errors_come_back_as_errors_and_are_not_resent(
