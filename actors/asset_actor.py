@@ -44,8 +44,9 @@ from actors.pausing import node_id
 from actors.priority import StepPriority, yield_to_singletons
 from actors.remote import hot_path
 from actors.store_proxy import StoreProxy
+from engine.data.asset_source import data_key, load_asset_data
 from engine.data.market_data import MarketData, MarketSnapshot
-from engine.errors import ConfigError, DataError, DomainError
+from engine.errors import ConfigError, DomainError
 from engine.pipeline.default_pipeline import StepOutcome, StepPorts
 from engine.pipeline.ports import AssetState
 from engine.plugins.base import PipelinePlugin
@@ -424,69 +425,3 @@ class BurstSummary:
                 "took_ms": self.took_ms, "order_took_ms": self.order_took_ms, "outcomes": self.outcomes,
                 "actions": self.actions, "orders": self.orders, "ok_actions": self.ok_actions,
                 "ok_orders": self.ok_orders, "reasons": self.reasons}
-
-
-def asset_data_path(record: Any, settings: dict[str, Any]) -> Any:
-    """The CSV file an asset's ``data_source`` names (``path``, or its legacy alias
-    ``csv``), resolved by the one path policy: inside ``data_dir`` with symlinks followed.
-    None when it names none.
-
-    The API refuses other paths at create/update; this check is for rows written before
-    it, or a ``data_dir`` changed since. Raises ``UnsafePath`` (a ``ConfigError``) naming
-    the key and the user's own text, never the server's folders."""
-    from engine.user_paths import UserPathPolicy
-
-    source = dict(record.data_source or {})
-    key = "path" if source.get("path") else "csv"
-    if not source.get(key):
-        return None
-    return UserPathPolicy.for_config(settings).resolve_file(
-        source[key], f"asset {record.id}: data_source.{key}", must_exist=False)
-
-
-def data_key(record: Any, settings: dict[str, Any]) -> tuple[Any, ...] | None:
-    """What identifies one parse of an asset's CSV: the file (path, size, modification
-    time) and the parse options. Assets with equal keys can share one parsed copy; None
-    when the file is missing or refused (the asset's own load then says why)."""
-    try:
-        full = asset_data_path(record, settings)
-    except ConfigError:
-        return None
-    if full is None:
-        return None
-    try:
-        stat = full.stat()
-    except OSError:
-        return None
-    source = dict(record.data_source or {})
-    return (str(full), stat.st_size, stat.st_mtime_ns,
-            str(source.get("datetime_column", "DATE_TIME")), bool(source.get("drop_invalid", False)))
-
-
-def load_asset_data(record: Any, settings: dict[str, Any]) -> MarketData:
-    """The asset's market data from its ``data_source`` (``{"path": CSV, ...}``).
-
-    A relative path is taken under the configured ``data_dir``; a path resolving outside
-    it is refused (:func:`asset_data_path`). Messages name the file relative to
-    ``data_dir`` and never quote its content (``engine.data.csv_loader``)."""
-    from engine.data.csv_loader import load_csv
-    from engine.user_paths import UserPathPolicy
-
-    source = dict(record.data_source or {})
-    full = asset_data_path(record, settings)
-    if full is None:
-        raise ConfigError(f"asset {record.id}: data_source needs a 'path' to an OHLC CSV")
-    shown = UserPathPolicy.for_config(settings).shown(full)
-    try:
-        exists = full.is_file()
-    except OSError as exc:  # str(exc) would carry the absolute path
-        raise DataError(f"asset {record.id}: data file {shown} cannot be read ({exc.strerror})") from None
-    if not exists:
-        raise DataError(f"asset {record.id}: data file {shown} does not exist (data_source.path)")
-    return load_csv(
-        full,
-        symbol=record.symbol,
-        datetime_column=str(source.get("datetime_column", "DATE_TIME")),
-        drop_invalid=bool(source.get("drop_invalid", False)),
-        name=shown,
-    )

@@ -17,7 +17,7 @@ own data. The actor adds what a plugin should not have to care about:
 * recovery after its own restart: Ray brings the process back (``max_restarts``) but not
   the accounts, so each asset re-attaches (its supervisor watches this actor, see
   ``watch``) and hands ``restore_account`` a journal read from the database
-  (``actors.broker_journal``): simulation accounts are rebuilt by deterministic replay,
+  (``engine.pipeline.replay``): simulation accounts are rebuilt by deterministic replay,
   live accounts learn which client order ids were already sent (a resend is looked up at
   the broker, never placed twice) and which were cancelled by reconciliation.
 """
@@ -37,7 +37,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from actors.broker_journal import AccountJournal, bar_index
+from engine.pipeline.replay import AccountJournal, bar_index
 from actors.metrics import engine_metrics, tags
 from actors.priority import run_as_singleton
 from actors.remote import hot_path

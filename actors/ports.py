@@ -16,8 +16,19 @@ from actors import naming
 from actors.broker_actor import OperatorRules, account_key
 from engine.data.market_data import MarketData, MarketSnapshot
 from engine.errors import TemporaryError
+from engine.pipeline.ledger import (
+    CancelOrder,
+    Fill,
+    LedgerChange,
+    MarkFilled,
+    MarkOpened,
+    OpenPosition,
+    RejectOrder,
+    closes_position,
+    result_changes,
+)
 from engine.pipeline.ports import AssetState, OrderIntent
-from engine.types import Action, AssetContext, Decision, OrderResult, OrderStatus, PositionView, Side
+from engine.types import Action, AssetContext, Decision, OrderResult, PositionView, Side
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +88,7 @@ class ActorBrokerPort:
 
     async def restore(self, journal: Any) -> Mapping[str, Any]:
         """Rebuild this account in a restarted broker actor from the database's journal
-        (``actors.broker_journal.AccountJournal``); returns what the broker rebuilt."""
+        (``engine.pipeline.replay.AccountJournal``); returns what the broker rebuilt."""
         info = await _call(self._handle.restore_account.remote(self.key, journal), max(self._timeout_s, 60.0),
                            "broker.restore_account")
         self.cursor = int(info.get("cursor", self.cursor))
@@ -328,7 +339,7 @@ class StoreJournal:
             price=intent.price if intent.price and intent.price > 0 else None,
             sl=intent.sl if intent.sl and intent.sl > 0 else None, tp=intent.tp if intent.tp and intent.tp > 0 else None,
             # ``params``: the decision's extra broker parameters (e.g. sl_distance), so a
-            # restarted broker actor can replay this order exactly (actors.broker_journal).
+            # restarted broker actor can replay this order exactly (engine.pipeline.replay).
             details={"bar_time": intent.bar_time.isoformat(), "broker_position_id": intent.position_id,
                      "params": _jsonable(intent.extra)},
         )
@@ -346,51 +357,42 @@ class StoreJournal:
         raise_for_outcome(outcomes[-1])
 
     async def record_result(self, intent: OrderIntent | None, result: OrderResult) -> None:
-        """Queue the writes of the broker's answer (see the class docstring)."""
+        """Queue the writes of the broker's answer (see the class docstring); what they
+        are is ``engine.pipeline.ledger.result_changes``."""
+        positions = await self._position_ids()
+        if closes_position(result) and result.position_id not in positions and self.pending_writes:
+            await self.settle()  # the position's opening result is still on its way
+        outcome = result_changes(intent, result, positions, portfolio_id=self._portfolio_id, asset_id=self._asset_id)
+        if outcome.unknown_close is not None:
+            logger.warning("asset %s: broker closed position %s the database does not hold open",
+                           self._asset_id, outcome.unknown_close)
+        if outcome.closed is not None:
+            positions.pop(outcome.closed, None)
+        self._queued.extend(self._write(change) for change in outcome.changes)
+
+    def _write(self, change: LedgerChange) -> Any:
+        """The persistence actor's write request for one ledger change."""
         from persistence.records import OrderFill, PositionClose, PositionOpen
         from persistence.store.writes import WriteRequest
 
-        positions = await self._position_ids()
-        closes = result.close_price is not None and bool(result.position_id) and result.success
-        if closes and result.position_id not in positions and self.pending_writes:
-            await self.settle()  # the position's opening result is still on its way
-        writes: list[Any] = []
-        cid = intent.client_order_id if intent is not None else None
-        if intent is not None:
-            if result.status is OrderStatus.PENDING:
-                return  # accepted, fills on a later bar: the order stays pending
-            if result.status is OrderStatus.REJECTED or not result.success and result.status is not OrderStatus.CANCELLED:
-                writes.append(WriteRequest(op="mark_order_rejected", ctx=self._ctx(f"reject:{cid}"),
-                                           args=(cid, result.reason or "rejected by the broker")))
-            elif result.status is OrderStatus.CANCELLED:
-                writes.append(WriteRequest(op="mark_order_cancelled", ctx=self._ctx(f"cancel:{cid}"),
-                                           args=(cid, result.reason or "cancelled")))
-            elif intent.action is Action.OPEN:
-                entry = result.entry_price
-                writes.append(WriteRequest(op="mark_order_open", ctx=self._ctx(f"open:{cid}"), args=(cid, OrderFill(
-                    broker_order_id=result.order_id, filled_quantity=result.quantity or intent.quantity,
-                    filled_price=entry, commission=result.commission, filled_at=result.timestamp))))
-                writes.append(WriteRequest(op="open_position", ctx=self._ctx(f"position:{cid}"), args=(PositionOpen(
-                    portfolio_id=self._portfolio_id, asset_id=self._asset_id, opening_client_order_id=cid,
-                    broker_position_id=result.position_id, side=(result.side or intent.side).value,
-                    quantity=result.quantity or intent.quantity, entry_price=entry,
-                    commission=result.commission, opened_at=result.timestamp),)))
-            else:  # a close that filled
-                writes.append(WriteRequest(op="mark_order_filled", ctx=self._ctx(f"fill:{cid}"), args=(cid, OrderFill(
-                    broker_order_id=result.order_id, filled_quantity=result.quantity or intent.quantity,
-                    filled_price=result.close_price, commission=result.commission, filled_at=result.timestamp))))
-        if closes:
-            known = positions.pop(result.position_id or "", None)
-            if known is None:
-                logger.warning("asset %s: broker closed position %s the database does not hold open",
-                               self._asset_id, result.position_id)
-            else:
-                db_id, open_commission = known
-                writes.append(WriteRequest(op="close_position", ctx=self._ctx(f"close:{self._asset_id}:{result.position_id}"),
-                                           args=(db_id, PositionClose(
-                                               close_price=result.close_price, realized_pnl=result.pnl or Decimal("0"),
-                                               closing_client_order_id=cid,
-                                               commission=max(result.commission - open_commission, Decimal("0")),
-                                               swap=result.swap, closed_at=result.timestamp,
-                                               close_reason=(result.reason or "signal")[:64]))))
-        self._queued.extend(writes)
+        def fill(f: Fill) -> OrderFill:
+            return OrderFill(broker_order_id=f.broker_order_id, filled_quantity=f.filled_quantity,
+                             filled_price=f.filled_price, commission=f.commission, filled_at=f.filled_at)
+
+        args: tuple[Any, ...]
+        if isinstance(change, (RejectOrder, CancelOrder)):
+            args = (change.client_order_id, change.reason)
+        elif isinstance(change, (MarkOpened, MarkFilled)):
+            args = (change.client_order_id, fill(change.fill))
+        elif isinstance(change, OpenPosition):
+            args = (PositionOpen(
+                portfolio_id=change.portfolio_id, asset_id=change.asset_id,
+                opening_client_order_id=change.opening_client_order_id,
+                broker_position_id=change.broker_position_id, side=change.side, quantity=change.quantity,
+                entry_price=change.entry_price, commission=change.commission, opened_at=change.opened_at),)
+        else:
+            args = (change.position_db_id, PositionClose(
+                close_price=change.close_price, realized_pnl=change.realized_pnl,
+                closing_client_order_id=change.closing_client_order_id, commission=change.commission,
+                swap=change.swap, closed_at=change.closed_at, close_reason=change.close_reason))
+        return WriteRequest(op=change.op, ctx=self._ctx(change.request_id), args=args)

@@ -4,8 +4,8 @@ The actor runtime builds an object that satisfies :class:`EngineHandle` (it wrap
 named actors' handles, puts a timeout on every call and turns ``RayActorError`` and
 timeouts into :class:`engine.errors.TemporaryError`) and passes it to
 ``api.app.create_app(..., engine=handle)``. Without an engine (``engine=None``) the
-gateway still serves everything except ``POST /api/trading/execute`` and
-``GET /api/engine/status``, which answer 503.
+gateway still serves everything except ``POST /api/trading/execute``,
+``GET /api/engine/status`` and ``POST /api/backtests``, which answer 503.
 
 All methods are synchronous and may block for up to ``step_timeout_s``: the gateway
 calls them from FastAPI's worker threads, never from the event loop.
@@ -21,6 +21,9 @@ Errors the gateway maps (anything else becomes a 500 with no details):
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
+
+from engine.backtest.plan import BacktestPlan
+from persistence.records import AuditContext
 
 
 @runtime_checkable
@@ -60,4 +63,11 @@ class EngineHandle(Protocol):
     def status(self) -> dict[str, Any]:
         """Engine state as JSON-able data: ``{"running": bool, "supervisors": [...],
         "assets": [{"asset_id", "state", "restarts", "last_step_at", ...}], ...}``."""
+        ...
+
+    def submit_backtest(self, *, run_id: int, plan: BacktestPlan, out_dir: str, ctx: AuditContext,
+                        rank_by: str = "total_return") -> None:
+        """Start the batch of backtest run ``run_id`` (already recorded as queued) in the
+        background and return at once; its progress and results are written to that run's
+        rows, and its report to ``out_dir``."""
         ...

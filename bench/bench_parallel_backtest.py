@@ -55,7 +55,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.backtests.execution import execute_run, load_data  # noqa: E402
-from actors.backtests.planning import build_plan  # noqa: E402
+from engine.backtest.planning import build_plan  # noqa: E402
 
 STRATEGY = "sma_cross"
 RAY_WORKER_NICENESS = int(os.environ.get("RAY_worker_niceness", "15"))  # Ray's default

@@ -15,7 +15,7 @@ from actors.backtests.orchestrator import BatchProgress, gather, submit_plan
 from actors.backtests.outcome import RunOutcome, RunStatus, SummaryRow
 from actors.backtests.progress import ProgressBar
 from actors.backtests.report import ReportWriter
-from actors.backtests.spec import BacktestPlan
+from engine.backtest.plan import BacktestPlan
 
 logger = logging.getLogger(__name__)
 

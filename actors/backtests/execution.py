@@ -28,7 +28,7 @@ from actors.backtests.gc_threshold import raised_gc_threshold
 from actors.backtests.malloc_tuning import tune_malloc_for_backtests
 from actors.backtests.outcome import RunOutcome, RunStatus, compress_trades_csv
 from actors.backtests.report import trade_log_csv_bytes
-from actors.backtests.spec import RunSpec
+from engine.backtest.plan import RunSpec
 from engine.data.market_data import MarketData
 from engine.errors import ConfigError, LTSError
 from engine.public_text import public_reason

@@ -17,7 +17,7 @@ from typing import Any
 
 from actors.backtests.batch import run_batch
 from actors.backtests.recording import StoreRecorder
-from actors.backtests.spec import BacktestPlan
+from engine.backtest.plan import BacktestPlan
 from actors.errors import public_reason_of
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.backtests.execution import execute_run, load_data
 from actors.backtests.outcome import RunOutcome, RunStatus
-from actors.backtests.spec import BacktestPlan, RunSpec
+from engine.backtest.plan import BacktestPlan, RunSpec
 from actors.errors import public_reason_of
 
 logger = logging.getLogger(__name__)

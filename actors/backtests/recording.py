@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.backtests.outcome import RunStatus, SummaryRow, json_number
-from actors.backtests.spec import BacktestPlan
+from engine.backtest.plan import BacktestPlan
 from engine.errors import ConfigError
 from engine.public_text import one_line, public_text
 

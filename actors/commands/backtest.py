@@ -104,9 +104,9 @@ def sigint_cancels(event: threading.Event) -> Iterator[None]:
 def run(config: LTSConfig, args: argparse.Namespace) -> int:
     """Plan, check, run on Ray, report. Bad options raise ``ConfigError`` (exit 2)."""
     from actors.backtests.batch import connect_ray, run_batch
-    from actors.backtests.planning import build_plan
+    from engine.backtest.planning import build_plan
     from actors.backtests.report import format_table
-    from actors.backtests.spec import expand_paths
+    from engine.backtest.plan import expand_paths
 
     strategy = args.strategy or config["strategy_plugin"]
     plan = build_plan(

@@ -10,9 +10,9 @@ resolves outside it — ``..``, an absolute path elsewhere, a symlink pointing o
 refused with 422 naming the entry, before anything is recorded or run. The check is the
 one policy for user-named paths, ``engine.user_paths.UserPathPolicy``.
 
-The gateway does not import Ray: the batch runs through the engine handle, which must
-offer ``submit_backtest`` (see :class:`BacktestSubmitter`; the actor runtime delegates
-it to ``actors.backtests.launcher.BacktestLauncher``). Without one the answer is 503.
+The gateway does not import Ray: the batch runs through the engine handle's
+``submit_backtest`` (``api.engine_handle.EngineHandle``; the actor runtime delegates it
+to its backtest launcher). Without an engine the answer is 503.
 """
 
 from __future__ import annotations
@@ -21,16 +21,18 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path as PathParam, status
 from fastapi.responses import FileResponse
 from pydantic import Field
 
 from api.deps import CurrentUser, PageDep, ServicesDep
+from api.engine_handle import EngineHandle
 from api.errors import Conflict, EngineUnavailable, InvalidInput
 from api.routers import ERROR_RESPONSES
 from api.schemas.common import BoundedJson, JsonObject, Page, PublicModel, PublicText, RequestModel
+from engine.backtest.planning import plan_from_params
 from engine.errors import NotFound
 from engine.user_paths import UserPathPolicy
 from persistence.records import BacktestRunRecord, Viewer
@@ -44,16 +46,6 @@ MAX_RUNS_PER_REQUEST = 10_000
 RunId = Annotated[int, PathParam(ge=1, lt=2**63)]
 RankBy = Literal["total_return", "annualized_return", "sharpe", "sortino", "max_drawdown",
                  "win_rate", "profit_factor"]
-
-
-@runtime_checkable
-class BacktestSubmitter(Protocol):
-    """What the engine handle offers for backtests (the actor runtime's part)."""
-
-    def submit_backtest(self, *, run_id: int, plan: Any, out_dir: str, ctx: Any,
-                        rank_by: str = "total_return") -> None:
-        """Start the batch of run ``run_id`` in the background; return at once."""
-        ...
 
 
 # ---------------------------------------------------------------------------- schemas
@@ -158,9 +150,9 @@ def _viewer(caller: Any) -> Viewer:
     return Viewer(user_id=caller.id, is_admin=caller.is_admin)
 
 
-def _submitter(services: Any) -> BacktestSubmitter:
-    engine = services.engine
-    if engine is None or not callable(getattr(engine, "submit_backtest", None)):
+def _submitter(services: Any) -> EngineHandle:
+    engine: EngineHandle | None = services.engine
+    if engine is None:
         raise EngineUnavailable(
             "backtests run on the engine's Ray cluster: start the server with 'lts run' "
             "(or use the 'lts backtest' command)")
@@ -173,8 +165,6 @@ def _submitter(services: Any) -> BacktestSubmitter:
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=BacktestRunPublic,
              summary="Submit a batch of backtests")
 def submit_backtest(body: BacktestCreate, caller: CurrentUser, services: ServicesDep) -> dict[str, Any]:
-    from actors.backtests.planning import plan_from_params  # plain Python, no Ray
-
     policy = _policy(services)
     files = policy.resolve_files(body.files, "files")
     plan = plan_from_params(strategy=body.strategy, files=files, set_params=body.params,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.backtest.runner import (
+from engine.backtest.common import (
     BacktestResult,
     broker_settings,
     check_ohlc,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import backtrader as bt
 import numpy as np
@@ -25,6 +26,22 @@ from engine.types import Action, AssetContext
 logger = logging.getLogger(__name__)
 
 
+@runtime_checkable
+class StrategyHost(Protocol):
+    """What the runner needs of cerebro's broker (``BacktraderBroker`` provides it); a
+    protocol, so this module does not import the broker's (which re-exports the runner)."""
+
+    def bind(self, strategy: Any) -> None: ...
+
+    def feed_market_data(self) -> MarketData: ...
+
+    def get_predictions(self, symbol: str) -> Any: ...
+
+    def get_open_orders(self) -> list[Any]: ...
+
+    def execute_order(self, action: str, parameters: Mapping[str, Any]) -> Any: ...
+
+
 class StrategyPluginRunner(bt.Strategy):
     """cerebro strategy that hosts one ``StrategyPlugin`` (params: ``plugin``, optional
     ``market_data`` — the feed's bars as ``MarketData``, built from a pandas feed when
@@ -33,14 +50,12 @@ class StrategyPluginRunner(bt.Strategy):
     params = (("plugin", None), ("market_data", None), ("asset_id", None), ("allocated_capital", 0))
 
     def start(self) -> None:
-        from engine.brokers.backtrader_broker import BacktraderBroker
-
         if not isinstance(self.p.plugin, StrategyPlugin):
             raise ConfigError(f"StrategyPluginRunner needs plugin=<a StrategyPlugin>, got {self.p.plugin!r}")
-        if not isinstance(self.broker, BacktraderBroker):
+        if not isinstance(self.broker, StrategyHost):
             raise ConfigError("StrategyPluginRunner needs cerebro.setbroker(BacktraderBroker(...))")
         self.broker.bind(self)
-        self.market_data: MarketData = self.p.market_data or self.broker._feed_market_data()
+        self.market_data: MarketData = self.p.market_data or self.broker.feed_market_data()
         self.decisions: Counter[str] = Counter()
         self.orders: list[tuple[int, Any]] = []  # (bar, OrderResult) for every non-hold decision
 

@@ -36,21 +36,21 @@ import itertools
 import logging
 from abc import ABCMeta
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import backtrader as bt
 import numpy as np
 
 from engine.brokers._bt_accounting import Accounting
+from engine.brokers._bt_position import BtPosition, dec, num2date, optional_price, parse_side, positive
 from engine.brokers._bt_predictions import PredictionSources
+from engine.brokers._bt_strategy import StrategyPluginRunner
 from engine.data.market_data import MarketData
 from engine.errors import ConfigError, DomainError
 from engine.plugins.base import BrokerPlugin, Plugin
 from engine.prediction.types import PREDICTION_TYPES, PredictionProvider, PredictionResult
-from engine.types import OrderResult, OrderStatus, PositionView, Side, ensure_utc, to_decimal
+from engine.types import OrderResult, OrderStatus, PositionView, Side
 
 logger = logging.getLogger(__name__)
 
@@ -59,42 +59,6 @@ __all__ = ["BacktraderBroker", "StrategyPluginRunner"]
 
 class _BrokerPluginMeta(type(bt.brokers.BackBroker), ABCMeta):  # type: ignore[misc]
     """backtrader's params metaclass combined with the ABC metaclass of the plugin bases."""
-
-
-@dataclass(slots=True)
-class _Position:
-    """One position opened through the plugin contract, followed through backtrader orders."""
-
-    position_id: str
-    client_order_id: str
-    data: Any
-    side: Side
-    size: float
-    main: Any
-    sl_order: Any = None
-    tp_order: Any = None
-    close_order: Any = None
-    close_client_id: str | None = None
-    entry_price: float | None = None
-    opened_at: datetime | None = None
-    close_price: float | None = None
-    closed_at: datetime | None = None
-    pnl: float | None = None
-    commission: float = 0.0
-    state: str = "pending"  # pending | open | closed | rejected
-    close_reason: str | None = None
-    sl: float | None = None
-    tp: float | None = None
-    sl_distance: float | None = None  # from the entry fill: the exits are placed once it is known
-    tp_distance: float | None = None
-
-
-def _num2date(value: float) -> datetime:
-    return ensure_utc(bt.num2date(value))
-
-
-def _dec(value: float | None) -> Decimal | None:
-    return None if value is None else to_decimal(float(value))
 
 
 class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPluginMeta):
@@ -126,7 +90,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
         self._sources = PredictionSources()
         self._accounting = Accounting()
         self._owner: bt.Strategy | None = None
-        self._positions: dict[str, _Position] = {}
+        self._positions: dict[str, BtPosition] = {}
         self._by_order_ref: dict[int, tuple[str, str]] = {}  # order ref -> (position id, role)
         self._results: dict[str, OrderResult] = {}
         self._close_ids: itertools.count = itertools.count(1)
@@ -220,12 +184,12 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
             })
         elif source == "csv":
             path = self.user_path("prediction_csv")  # inside data_dir when the runtime says so
-            options: dict[str, Any] = {"path": path} if path else {"data": self._feed_market_data()}
+            options: dict[str, Any] = {"path": path} if path else {"data": self.feed_market_data()}
             self._sources.switch("csv", self._bar_time(), **options)
         else:
             raise ConfigError(f"backtrader_broker: prediction_source must be 'csv' or 'api', got {source!r}")
 
-    def _feed_market_data(self) -> MarketData:
+    def feed_market_data(self) -> MarketData:
         """The bound data feed's pandas frame as MarketData (csv mode without prediction_csv)."""
         data = self._default_data()
         frame = getattr(getattr(data, "p", None), "dataname", None)
@@ -263,19 +227,19 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
             return self._results[cid]
         owner = self._require_owner()
         data = self._data_for(parameters)
-        side = _side(parameters.get("side"))
-        size = _positive(parameters.get("quantity"), "quantity")
-        sl = _optional_price(parameters.get("sl"), "sl")
-        tp = _optional_price(parameters.get("tp"), "tp")
-        sl_distance = _optional_price(parameters.get("sl_distance"), "sl_distance")
-        tp_distance = _optional_price(parameters.get("tp_distance"), "tp_distance")
+        side = parse_side(parameters.get("side"))
+        size = positive(parameters.get("quantity"), "quantity")
+        sl = optional_price(parameters.get("sl"), "sl")
+        tp = optional_price(parameters.get("tp"), "tp")
+        sl_distance = optional_price(parameters.get("sl_distance"), "sl_distance")
+        tp_distance = optional_price(parameters.get("tp_distance"), "tp_distance")
         for name, level, distance in (("sl", sl, sl_distance), ("tp", tp, tp_distance)):
             if level is not None and distance is not None:
                 raise DomainError(f"backtrader_broker open: give {name} or {name}_distance, not both")
         enter = self.buy if side is Side.BUY else self.sell
         leave = self.sell if side is Side.BUY else self.buy
         main = enter(owner, data, size, exectype=bt.Order.Market, transmit=sl is None and tp is None)
-        position = _Position(str(main.ref), cid, data, side, size, main, sl=sl, tp=tp,
+        position = BtPosition(str(main.ref), cid, data, side, size, main, sl=sl, tp=tp,
                              sl_distance=sl_distance, tp_distance=tp_distance)
         self._positions[position.position_id] = position
         self._by_order_ref[main.ref] = (position.position_id, "main")
@@ -285,7 +249,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
         if tp is not None:
             position.tp_order = leave(owner, data, size, price=tp, exectype=bt.Order.Limit, parent=main, transmit=True)
             self._by_order_ref[position.tp_order.ref] = (position.position_id, "tp")
-        result = self._open_result(position)
+        result = position.open_result()
         self._results[cid] = result
         logger.info(
             "backtrader_broker: %s %s x%s submitted (position %s, client id %s)",
@@ -315,7 +279,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
             self._by_order_ref[position.close_order.ref] = (position.position_id, "close")
             result = OrderResult(success=True, client_order_id=cid, order_id=str(position.close_order.ref),
                                  position_id=position.position_id, status=OrderStatus.PENDING,
-                                 side=position.side.opposite, quantity=_dec(position.size))
+                                 side=position.side.opposite, quantity=dec(position.size))
         self._results[cid] = result
         return result
 
@@ -329,15 +293,15 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
                                reason=f"position {position.position_id} is {position.state}; only open positions can be modified")
         if "sl" not in parameters and "tp" not in parameters:
             raise DomainError("backtrader_broker modify: give 'sl' and/or 'tp' (None removes one)")
-        sl = _optional_price(parameters["sl"], "sl") if "sl" in parameters else position.sl
-        tp = _optional_price(parameters["tp"], "tp") if "tp" in parameters else position.tp
+        sl = optional_price(parameters["sl"], "sl") if "sl" in parameters else position.sl
+        tp = optional_price(parameters["tp"], "tp") if "tp" in parameters else position.tp
         self._cancel_exits(position)
         self._place_exits(position, sl, tp)
         return OrderResult(success=True, client_order_id=cid, position_id=position.position_id, status=OrderStatus.OPEN)
 
     def get_open_orders(self) -> list[PositionView]:
         """Positions opened through the contract that are filled and not closed."""
-        return [self._view(p) for p in self._positions.values() if p.state == "open"]
+        return [p.view() for p in self._positions.values() if p.state == "open"]
 
     def get_order_result(self, client_order_id: str) -> OrderResult | None:
         """The latest known result for a client order id (follows pending orders to their fill)."""
@@ -345,7 +309,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
 
     def get_position(self, position_id: str) -> PositionView:
         """Any position opened through the contract (open, closed or rejected)."""
-        return self._view(self._position({"position_id": position_id}))
+        return self._position({"position_id": position_id}).view()
 
     # ---- reporting --------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
@@ -376,7 +340,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
         data = self._default_data()
         if data is None or len(data) == 0:
             return None
-        return _num2date(data.datetime[0])
+        return num2date(data.datetime[0])
 
     def _data_for(self, parameters: Mapping[str, Any]) -> Any:
         owner = self._require_owner()
@@ -391,7 +355,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
         names = ", ".join(str(d._name) for d in owner.datas)
         raise DomainError(f"backtrader_broker: no data feed named {symbol!r} in cerebro (feeds: {names})")
 
-    def _position(self, parameters: Mapping[str, Any]) -> _Position:
+    def _position(self, parameters: Mapping[str, Any]) -> BtPosition:
         position_id = parameters.get("position_id")
         if position_id is None:
             raise DomainError("backtrader_broker: parameters need 'position_id'")
@@ -400,7 +364,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
             raise DomainError(f"backtrader_broker: unknown position {position_id!r}")
         return position
 
-    def _place_exits(self, position: _Position, sl: float | None, tp: float | None) -> None:
+    def _place_exits(self, position: BtPosition, sl: float | None, tp: float | None) -> None:
         """Stop and limit exits for a filled position, as an OCO pair."""
         owner, leave = self._require_owner(), (self.sell if position.side is Side.BUY else self.buy)
         position.sl, position.tp = sl, tp
@@ -412,7 +376,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
                                       oco=position.sl_order)
             self._by_order_ref[position.tp_order.ref] = (position.position_id, "tp")
 
-    def _place_distance_exits(self, position: _Position) -> None:
+    def _place_distance_exits(self, position: BtPosition) -> None:
         """Turn SL/TP distances into levels around the entry fill; kept levels win."""
         entry, sign = float(position.entry_price), position.side.sign
         sl = position.sl if position.sl_distance is None else entry - sign * position.sl_distance
@@ -422,7 +386,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
             self._cancel_exits(position)
         self._place_exits(position, sl, tp)
 
-    def _cancel_exits(self, position: _Position) -> None:
+    def _cancel_exits(self, position: BtPosition) -> None:
         for order in (position.sl_order, position.tp_order):
             if order is not None and order.alive():
                 self.cancel(order, bracket=True)  # bracket=True: leave the siblings to us
@@ -436,15 +400,15 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
             if role == "main":
                 position.state = "open"
                 position.entry_price = float(order.executed.price)
-                position.opened_at = _num2date(order.executed.dt)
+                position.opened_at = num2date(order.executed.dt)
                 position.commission += float(order.executed.comm)
                 if position.sl_distance is not None or position.tp_distance is not None:
                     self._place_distance_exits(position)
-                self._results[position.client_order_id] = self._open_result(position)
+                self._results[position.client_order_id] = position.open_result()
             else:
                 position.state = "closed"
                 position.close_price = float(order.executed.price)
-                position.closed_at = _num2date(order.executed.dt)
+                position.closed_at = num2date(order.executed.dt)
                 position.pnl = float(order.executed.pnl)
                 position.commission += float(order.executed.comm)
                 position.close_reason = {"sl": "sl", "tp": "tp"}.get(role, "signal")
@@ -453,7 +417,7 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
                     if position.close_order is not None and position.close_order.alive():
                         self.cancel(position.close_order)
                 if position.close_client_id:
-                    self._results[position.close_client_id] = self._close_result(position, position.close_client_id)
+                    self._results[position.close_client_id] = position.close_result(position.close_client_id)
         elif status in (bt.Order.Margin, bt.Order.Rejected) and role in ("main", "close"):
             reason = f"backtrader: {order.getstatusname()}"
             if role == "main":
@@ -469,83 +433,3 @@ class BacktraderBroker(bt.brokers.BackBroker, BrokerPlugin, metaclass=_BrokerPlu
                         success=False, client_order_id=position.close_client_id, position_id=position.position_id,
                         status=OrderStatus.REJECTED, reason=reason,
                     )
-
-    def _open_result(self, position: _Position) -> OrderResult:
-        filled = position.state == "open"
-        return OrderResult(
-            success=True,
-            client_order_id=position.client_order_id,
-            order_id=position.position_id,
-            position_id=position.position_id,
-            status=OrderStatus.OPEN if filled else OrderStatus.PENDING,
-            side=position.side,
-            quantity=_dec(position.size),
-            entry_price=_dec(position.entry_price),
-            commission=_dec(position.commission) or Decimal("0"),
-            timestamp=position.opened_at,
-        )
-
-    def _close_result(self, position: _Position, cid: str) -> OrderResult:
-        return OrderResult(
-            success=True,
-            client_order_id=cid,
-            order_id=str(position.close_order.ref) if position.close_order is not None else None,
-            position_id=position.position_id,
-            status=OrderStatus.FILLED,
-            side=position.side.opposite,
-            quantity=_dec(position.size),
-            entry_price=_dec(position.entry_price),
-            close_price=_dec(position.close_price),
-            pnl=_dec(position.pnl),
-            commission=_dec(position.commission) or Decimal("0"),
-            reason=position.close_reason,
-            timestamp=position.closed_at,
-        )
-
-    def _view(self, position: _Position) -> PositionView:
-        current = float(position.data.close[0]) if len(position.data) else None
-        unrealized = 0.0
-        if position.state == "open" and current is not None and position.entry_price is not None:
-            unrealized = (current - position.entry_price) * position.size * position.side.sign
-        return PositionView(
-            position_id=position.position_id,
-            symbol=str(position.data._name),
-            side=position.side,
-            quantity=_dec(position.size),
-            entry_price=_dec(position.entry_price) or Decimal("0"),
-            current_price=_dec(current),
-            unrealized_pnl=_dec(unrealized),
-            realized_pnl=_dec(position.pnl) or Decimal("0"),
-            commission=_dec(position.commission) or Decimal("0"),
-            sl=_dec(position.sl),
-            tp=_dec(position.tp),
-            is_open=position.state == "open",
-            opened_at=position.opened_at,
-            closed_at=position.closed_at,
-            close_reason=position.close_reason,
-        )
-
-
-def _side(value: Any) -> Side:
-    try:
-        return Side(str(value).lower())
-    except ValueError:
-        raise DomainError(f"backtrader_broker open: side must be 'buy' or 'sell', got {value!r}") from None
-
-
-def _positive(value: Any, name: str) -> float:
-    try:
-        number = to_decimal(value)
-    except (ValueError, InvalidOperation):
-        number = None
-    if number is None or not number.is_finite() or number <= 0:
-        raise DomainError(f"backtrader_broker: {name} must be a positive number, got {value!r}")
-    return float(number)
-
-
-def _optional_price(value: Any, name: str) -> float | None:
-    return None if value is None else _positive(value, name)
-
-
-# at the end: the runner's module imports this one lazily, so the order is safe
-from engine.brokers._bt_strategy import StrategyPluginRunner  # noqa: E402

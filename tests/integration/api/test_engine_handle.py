@@ -83,6 +83,10 @@ class InProcessEngine:
             "cluster": {"nodes": 1},
         }
 
+    def submit_backtest(self, *, run_id: int, plan: Any, out_dir: str, ctx: Any,
+                        rank_by: str = "total_return") -> None:
+        self.calls.append(("backtest", run_id, plan.strategy))
+
 
 @pytest.fixture
 def engine_gateway(sqlite_db_url: str) -> Iterator[tuple[Gateway, InProcessEngine]]:

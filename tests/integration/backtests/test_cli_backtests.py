@@ -138,7 +138,7 @@ def test_every_run_of_a_file_shares_one_parsed_copy(
     ray_session: Any, backtest_data: list[Path], tmp_path: Path
 ) -> None:
     from actors.backtests.batch import run_batch
-    from actors.backtests.planning import build_plan
+    from engine.backtest.planning import build_plan
 
     plan = build_plan(strategy="sma_cross", files=backtest_data[:2], grid_items=["fast=3,5,8,13"],
                       set_items=["slow=30"])
@@ -160,7 +160,7 @@ def test_cancelling_keeps_what_finished(ray_session: Any, backtest_data: list[Pa
     import threading
 
     from actors.backtests.batch import EXIT_INTERRUPTED, run_batch
-    from actors.backtests.planning import build_plan
+    from engine.backtest.planning import build_plan
 
     plan = build_plan(strategy="sma_cross", files=backtest_data,
                       grid_items=[f"fast={','.join(str(v) for v in range(2, 30))}"],

@@ -9,7 +9,7 @@ import pytest
 
 from actors.backtests.orchestrator import gather
 from actors.backtests.outcome import RunOutcome, RunStatus
-from actors.backtests.spec import RunSpec
+from engine.backtest.plan import RunSpec
 
 pytestmark = pytest.mark.ray
 
@@ -58,7 +58,7 @@ def test_submit_plan_starts_the_largest_files_runs_first(ray_session: Any, tmp_p
     before the smaller ones', so a batch does not end waiting on one long run that
     started last; every run is still there and comes back under its own index."""
     from actors.backtests.orchestrator import submit_plan
-    from actors.backtests.planning import build_plan
+    from engine.backtest.planning import build_plan
 
     import numpy as np
     import pandas as pd

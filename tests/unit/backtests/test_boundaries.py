@@ -8,7 +8,7 @@ import sys
 
 def test_api_router_and_planning_do_not_import_ray() -> None:
     code = (
-        "import sys, api.routers.backtests, actors.backtests.planning, actors.backtests.report;"
+        "import sys, api.routers.backtests, engine.backtest.planning, actors.backtests.report;"
         "bad = sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.'));"
         "print(bad); sys.exit(1 if bad else 0)"
     )

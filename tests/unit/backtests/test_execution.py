@@ -6,7 +6,7 @@ import pickle
 
 from actors.backtests.execution import execute_run
 from actors.backtests.outcome import RunStatus
-from actors.backtests.planning import build_plan
+from engine.backtest.planning import build_plan
 from actors.backtests.report import trade_log_csv_bytes
 from engine.backtest.runner import run_backtest
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.backtests.planning import build_plan
+from engine.backtest.planning import build_plan
 from actors.cli import main
 from engine.config.lts_config import ConfigSource, LTSConfig
 from engine.errors import ConfigError, PluginError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.backtests.spec import (
+from engine.backtest.plan import (
     BacktestPlan,
     expand_grid,
     expand_paths,

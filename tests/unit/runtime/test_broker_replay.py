@@ -1,5 +1,5 @@
 """A restarted broker actor rebuilds a simulation account by replaying the database's
-journal (``actors.broker_journal``): the rebuilt account has exactly the results, events
+journal (``engine.pipeline.replay``): the rebuilt account has exactly the results, events
 (fills, stops, targets) and open positions of the one that died, refuses ids cancelled by
 reconciliation, and does not know orders still pending in the database.
 
@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from actors.broker_actor import BrokerActor
-from actors.broker_journal import journal_from_records
+from engine.pipeline.replay import journal_from_records
 from engine.data.market_data import MarketData
 from engine.pipeline.default_pipeline import RECONCILE_CANCEL_REASON, client_order_id
 from engine.types import OrderStatus

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from actors.backtests.spec import BacktestPlan, parse_grid_options, parse_set_options
+from engine.backtest.plan import BacktestPlan, parse_grid_options, parse_set_options
 from engine.errors import ConfigError
 
 
