@@ -6,19 +6,15 @@ only what belongs to that user, and gets NotFound for anything else.
 
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, func, literal_column, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from engine.errors import DomainError, NotFound
+from engine.errors import NotFound
 from engine.types import ensure_utc, utcnow
 from persistence.enums import AssetStatus, BacktestStatus, OrderStatus, Role
 from persistence.models import (
@@ -54,97 +50,26 @@ from persistence.records import (
     UserRecord,
     Viewer,
 )
+from persistence.store._read_helpers import (
+    LOGIN_STATE,
+    ROTATION_CHAIN_LIMIT,
+    USER_FIELDS,
+    enum_filter,
+    owned_portfolio_ids,
+    retry_once_on_disconnect,
+    scoped,
+    time_range,
+)
 from persistence.store._unit import UnitOfWork
 
-logger = logging.getLogger(__name__)
-
-R = TypeVar("R")
 RecordT = TypeVar("RecordT", bound=BaseModel)
-E = TypeVar("E", bound=StrEnum)
 
-ROTATION_CHAIN_LIMIT = 32
-"""Refresh-token rotations followed when checking an access token's login; a longer
-chain counts as dead (the access token is short-lived: a fresh login fixes it)."""
-
-
-def _login_state_statement() -> Select[Any]:
-    """The user, the family of the presented refresh session and whether its login is
-    live, as ONE statement (one round trip per authenticated request).
-
-    The rotation chain is walked in SQL: start at the refresh session the access token
-    was issued with (``:rjti``, and it must belong to ``:user_id``), follow
-    ``replaced_by_jti`` from each revoked session, stop at the first unrevoked one. The
-    login is live when that last session is unexpired at ``:now``; a chain that ends in a
-    revoked session (logout, reuse detected, user deactivated) or is longer than
-    ``ROTATION_CHAIN_LIMIT`` is dead. Built once: the statement is the same every call.
-    """
-    sessions = UserSession.__table__
-    start = select(
-        sessions.c.jti,
-        sessions.c.family_id,
-        sessions.c.revoked_at,
-        sessions.c.expires_at,
-        sessions.c.replaced_by_jti,
-        literal_column("1", Integer).label("depth"),
-    ).where(sessions.c.jti == bindparam("rjti"), sessions.c.user_id == bindparam("user_id"))
-    chain = start.cte("login_chain", recursive=True)
-    successor = sessions.alias("successor")
-    chain = chain.union_all(
-        select(
-            successor.c.jti,
-            successor.c.family_id,
-            successor.c.revoked_at,
-            successor.c.expires_at,
-            successor.c.replaced_by_jti,
-            chain.c.depth + literal_column("1", Integer),
-        ).where(
-            successor.c.jti == chain.c.replaced_by_jti,
-            chain.c.revoked_at.is_not(None),
-            chain.c.depth < literal_column(str(ROTATION_CHAIN_LIMIT), Integer),
-        )
-    )
-    users = User.__table__
-    family = select(chain.c.family_id).where(chain.c.depth == literal_column("1", Integer)).scalar_subquery()
-    live = exists().where(chain.c.revoked_at.is_(None), chain.c.expires_at > bindparam("now"))
-    return select(
-        *(users.c[name] for name in UserRecord.model_fields),
-        family.label("session_family"),
-        live.label("session_live"),
-    ).where(users.c.id == bindparam("user_id"))
-
-
-_LOGIN_STATE = _login_state_statement()
-_USER_FIELDS = tuple(UserRecord.model_fields)
-
-
-def _enum(kind: type[E], value: Any, field: str) -> E:
-    """A filter value as its enum member, or a DomainError naming the filter."""
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)  # type: ignore[attr-defined]
-        raise DomainError(f"{field}: {value!r} is not one of {allowed}") from None
-
-
-def _scoped(viewer: Viewer | None) -> bool:
-    """True when results must be limited to the viewer's own rows."""
-    return viewer is not None and not viewer.is_admin
-
-
-def _owned_portfolio_ids(viewer: Viewer) -> Any:
-    return select(Portfolio.id).where(Portfolio.owner_id == viewer.user_id).scalar_subquery()
-
-
-def _time_range(column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if since is not None:
-        conditions.append(column >= ensure_utc(since))
-    if until is not None:
-        conditions.append(column < ensure_utc(until))
-    return conditions
+__all__ = ["ROTATION_CHAIN_LIMIT", "ReadOps"]
 
 
 class ReadOps(UnitOfWork):
+    """The Store's reads (see the module docstring)."""
+
     def _page(
         self,
         stmt: Select[Any],
@@ -170,7 +95,7 @@ class ReadOps(UnitOfWork):
     # ------------------------------------------------------------------ users
 
     def get_user(self, user_id: int, *, viewer: Viewer | None = None) -> UserRecord:
-        if _scoped(viewer) and viewer.user_id != user_id:  # type: ignore[union-attr]
+        if scoped(viewer) and viewer.user_id != user_id:  # type: ignore[union-attr]
             raise NotFound(f"user {user_id} not found")
         return self._get(User, user_id, UserRecord, "user")
 
@@ -192,7 +117,7 @@ class ReadOps(UnitOfWork):
     ) -> Page[UserRecord]:
         stmt = select(User)
         if role is not None:
-            stmt = stmt.where(User.role == _enum(Role, role, "role").value)
+            stmt = stmt.where(User.role == enum_filter(Role, role, "role").value)
         if is_active is not None:
             stmt = stmt.where(User.is_active.is_(is_active))
         return self._page(stmt, [User.id], page, UserRecord.model_validate)
@@ -210,10 +135,10 @@ class ReadOps(UnitOfWork):
         at = ensure_utc(now) if now is not None else utcnow()
         # A Core statement on a plain connection: no ORM session to build for one row.
         with self._read_sessions.kw["bind"].connect() as conn:
-            row = conn.execute(_LOGIN_STATE, {"user_id": user_id, "rjti": refresh_jti, "now": at}).first()
+            row = conn.execute(LOGIN_STATE, {"user_id": user_id, "rjti": refresh_jti, "now": at}).first()
         if row is None:
             return None
-        user = UserRecord.model_validate(dict(zip(_USER_FIELDS, row, strict=False)))
+        user = UserRecord.model_validate(dict(zip(USER_FIELDS, row, strict=False)))
         return LoginState(user=user, session_family=row.session_family, session_live=bool(row.session_live))
 
     def get_session(self, jti: str) -> SessionRecord | None:
@@ -237,7 +162,7 @@ class ReadOps(UnitOfWork):
     ) -> Page[AuditRecord]:
         """Newest first. A non-admin viewer sees only rows about their own actions."""
         stmt = select(AuditLog)
-        if _scoped(viewer):
+        if scoped(viewer):
             stmt = stmt.where(AuditLog.user_id == viewer.user_id)  # type: ignore[union-attr]
         if user_id is not None:
             stmt = stmt.where(AuditLog.user_id == user_id)
@@ -247,7 +172,7 @@ class ReadOps(UnitOfWork):
             stmt = stmt.where(AuditLog.target_type == target_type)
         if target_id is not None:
             stmt = stmt.where(AuditLog.target_id == str(target_id))
-        stmt = stmt.where(*_time_range(AuditLog.created_at, since, until))
+        stmt = stmt.where(*time_range(AuditLog.created_at, since, until))
         return self._page(stmt, [AuditLog.created_at.desc(), AuditLog.id.desc()], page, AuditRecord.model_validate)
 
     def get_audit_by_request(self, request_id: str) -> AuditRecord | None:
@@ -261,7 +186,7 @@ class ReadOps(UnitOfWork):
     def get_portfolio(self, portfolio_id: int, *, viewer: Viewer | None = None) -> PortfolioRecord:
         with self._read_sessions() as session:
             row = session.get(Portfolio, portfolio_id)
-            if row is None or (_scoped(viewer) and row.owner_id != viewer.user_id):  # type: ignore[union-attr]
+            if row is None or (scoped(viewer) and row.owner_id != viewer.user_id):  # type: ignore[union-attr]
                 raise NotFound(f"portfolio {portfolio_id} not found")
             return PortfolioRecord.model_validate(row)
 
@@ -274,7 +199,7 @@ class ReadOps(UnitOfWork):
         page: PageRequest | None = None,
     ) -> Page[PortfolioRecord]:
         stmt = select(Portfolio)
-        if _scoped(viewer):
+        if scoped(viewer):
             stmt = stmt.where(Portfolio.owner_id == viewer.user_id)  # type: ignore[union-attr]
         if owner_id is not None:
             stmt = stmt.where(Portfolio.owner_id == owner_id)
@@ -285,7 +210,7 @@ class ReadOps(UnitOfWork):
     def get_asset(self, asset_id: int, *, viewer: Viewer | None = None) -> AssetRecord:
         with self._read_sessions() as session:
             row = session.get(Asset, asset_id)
-            if row is not None and _scoped(viewer):
+            if row is not None and scoped(viewer):
                 owner = session.scalar(select(Portfolio.owner_id).where(Portfolio.id == row.portfolio_id))
                 if owner != viewer.user_id:  # type: ignore[union-attr]
                     row = None
@@ -303,14 +228,14 @@ class ReadOps(UnitOfWork):
         page: PageRequest | None = None,
     ) -> Page[AssetRecord]:
         stmt = select(Asset)
-        if _scoped(viewer):
-            stmt = stmt.where(Asset.portfolio_id.in_(_owned_portfolio_ids(viewer)))  # type: ignore[arg-type]
+        if scoped(viewer):
+            stmt = stmt.where(Asset.portfolio_id.in_(owned_portfolio_ids(viewer)))  # type: ignore[arg-type]
         if portfolio_id is not None:
             stmt = stmt.where(Asset.portfolio_id == portfolio_id)
         if is_active is not None:
             stmt = stmt.where(Asset.is_active.is_(is_active))
         if status is not None:
-            stmt = stmt.where(Asset.status == _enum(AssetStatus, status, "status").value)
+            stmt = stmt.where(Asset.status == enum_filter(AssetStatus, status, "status").value)
         return self._page(stmt, [Asset.id], page, AssetRecord.model_validate)
 
     # ------------------------------------------------------------------ orders / positions
@@ -318,7 +243,7 @@ class ReadOps(UnitOfWork):
     def get_order(self, order_id: int, *, viewer: Viewer | None = None) -> OrderRecord:
         with self._read_sessions() as session:
             row = session.get(Order, order_id)
-            if row is None or (_scoped(viewer) and not self._owns(session, viewer, row.portfolio_id)):
+            if row is None or (scoped(viewer) and not self._owns(session, viewer, row.portfolio_id)):
                 raise NotFound(f"order {order_id} not found")
             return OrderRecord.model_validate(row)
 
@@ -327,7 +252,7 @@ class ReadOps(UnitOfWork):
     ) -> OrderRecord | None:
         with self._read_sessions() as session:
             row = session.scalars(select(Order).where(Order.client_order_id == client_order_id)).first()
-            if row is None or (_scoped(viewer) and not self._owns(session, viewer, row.portfolio_id)):
+            if row is None or (scoped(viewer) and not self._owns(session, viewer, row.portfolio_id)):
                 return None
             return OrderRecord.model_validate(row)
 
@@ -345,23 +270,23 @@ class ReadOps(UnitOfWork):
     ) -> Page[OrderRecord]:
         """Orders filtered by portfolio, asset, status (one or several) and creation time."""
         stmt = select(Order)
-        if _scoped(viewer):
-            stmt = stmt.where(Order.portfolio_id.in_(_owned_portfolio_ids(viewer)))  # type: ignore[arg-type]
+        if scoped(viewer):
+            stmt = stmt.where(Order.portfolio_id.in_(owned_portfolio_ids(viewer)))  # type: ignore[arg-type]
         if portfolio_id is not None:
             stmt = stmt.where(Order.portfolio_id == portfolio_id)
         if asset_id is not None:
             stmt = stmt.where(Order.asset_id == asset_id)
         if status is not None:
             wanted = [status] if isinstance(status, str) else list(status)
-            stmt = stmt.where(Order.status.in_([_enum(OrderStatus, s, "status").value for s in wanted]))
-        stmt = stmt.where(*_time_range(Order.created_at, since, until))
+            stmt = stmt.where(Order.status.in_([enum_filter(OrderStatus, s, "status").value for s in wanted]))
+        stmt = stmt.where(*time_range(Order.created_at, since, until))
         order = [Order.created_at.desc(), Order.id.desc()] if newest_first else [Order.created_at, Order.id]
         return self._page(stmt, order, page, OrderRecord.model_validate)
 
     def get_position(self, position_id: int, *, viewer: Viewer | None = None) -> PositionRecord:
         with self._read_sessions() as session:
             row = session.get(Position, position_id)
-            if row is None or (_scoped(viewer) and not self._owns(session, viewer, row.portfolio_id)):
+            if row is None or (scoped(viewer) and not self._owns(session, viewer, row.portfolio_id)):
                 raise NotFound(f"position {position_id} not found")
             return PositionRecord.model_validate(row)
 
@@ -378,15 +303,15 @@ class ReadOps(UnitOfWork):
     ) -> Page[PositionRecord]:
         """Positions filtered by portfolio, asset, open flag and opening time, newest first."""
         stmt = select(Position)
-        if _scoped(viewer):
-            stmt = stmt.where(Position.portfolio_id.in_(_owned_portfolio_ids(viewer)))  # type: ignore[arg-type]
+        if scoped(viewer):
+            stmt = stmt.where(Position.portfolio_id.in_(owned_portfolio_ids(viewer)))  # type: ignore[arg-type]
         if portfolio_id is not None:
             stmt = stmt.where(Position.portfolio_id == portfolio_id)
         if asset_id is not None:
             stmt = stmt.where(Position.asset_id == asset_id)
         if is_open is not None:
             stmt = stmt.where(Position.is_open.is_(is_open))
-        stmt = stmt.where(*_time_range(Position.opened_at, since, until))
+        stmt = stmt.where(*time_range(Position.opened_at, since, until))
         return self._page(
             stmt, [Position.opened_at.desc(), Position.id.desc()], page, PositionRecord.model_validate
         )
@@ -425,8 +350,8 @@ class ReadOps(UnitOfWork):
         page: PageRequest | None = None,
     ) -> Page[StatisticRecord]:
         stmt = select(Statistic)
-        if _scoped(viewer):
-            stmt = stmt.where(Statistic.portfolio_id.in_(_owned_portfolio_ids(viewer)))  # type: ignore[arg-type]
+        if scoped(viewer):
+            stmt = stmt.where(Statistic.portfolio_id.in_(owned_portfolio_ids(viewer)))  # type: ignore[arg-type]
         if portfolio_id is not None:
             stmt = stmt.where(Statistic.portfolio_id == portfolio_id)
         if asset_id is not None:
@@ -435,7 +360,7 @@ class ReadOps(UnitOfWork):
             stmt = stmt.where(Statistic.kind == kind)
         if name is not None:
             stmt = stmt.where(Statistic.name == name)
-        stmt = stmt.where(*_time_range(Statistic.created_at, since, until))
+        stmt = stmt.where(*time_range(Statistic.created_at, since, until))
         return self._page(
             stmt, [Statistic.created_at.desc(), Statistic.id.desc()], page, StatisticRecord.model_validate
         )
@@ -450,11 +375,11 @@ class ReadOps(UnitOfWork):
         page: PageRequest | None = None,
     ) -> Page[BillingRecordView]:
         stmt = select(BillingRecord)
-        if _scoped(viewer):
+        if scoped(viewer):
             stmt = stmt.where(BillingRecord.user_id == viewer.user_id)  # type: ignore[union-attr]
         if user_id is not None:
             stmt = stmt.where(BillingRecord.user_id == user_id)
-        stmt = stmt.where(*_time_range(BillingRecord.created_at, since, until))
+        stmt = stmt.where(*time_range(BillingRecord.created_at, since, until))
         return self._page(
             stmt, [BillingRecord.created_at.desc(), BillingRecord.id.desc()], page, BillingRecordView.model_validate
         )
@@ -474,7 +399,7 @@ class ReadOps(UnitOfWork):
     def get_backtest_run(self, run_id: int, *, viewer: Viewer | None = None) -> BacktestRunRecord:
         with self._read_sessions() as session:
             row = session.get(BacktestRun, run_id)
-            if row is None or (_scoped(viewer) and row.owner_id != viewer.user_id):  # type: ignore[union-attr]
+            if row is None or (scoped(viewer) and row.owner_id != viewer.user_id):  # type: ignore[union-attr]
                 raise NotFound(f"backtest run {run_id} not found")
             return BacktestRunRecord.model_validate(row)
 
@@ -486,10 +411,10 @@ class ReadOps(UnitOfWork):
         page: PageRequest | None = None,
     ) -> Page[BacktestRunRecord]:
         stmt = select(BacktestRun)
-        if _scoped(viewer):
+        if scoped(viewer):
             stmt = stmt.where(BacktestRun.owner_id == viewer.user_id)  # type: ignore[union-attr]
         if status is not None:
-            stmt = stmt.where(BacktestRun.status == _enum(BacktestStatus, status, "status").value)
+            stmt = stmt.where(BacktestRun.status == enum_filter(BacktestStatus, status, "status").value)
         return self._page(
             stmt, [BacktestRun.created_at.desc(), BacktestRun.id.desc()], page, BacktestRunRecord.model_validate
         )
@@ -514,28 +439,6 @@ class ReadOps(UnitOfWork):
         return owner == viewer.user_id
 
 
-def _retry_once_on_disconnect(read: Callable[..., R]) -> Callable[..., R]:
-    """Run ``read`` again if its connection turned out dead (a restarted database server).
-
-    The pool does not ping busy connections before use (``persistence.database``). When one
-    fails with a disconnect, SQLAlchemy invalidates it and every connection pooled before
-    it, so the second attempt runs on a fresh connection. Reads only: they have no effect
-    to repeat.
-    """
-
-    @functools.wraps(read)
-    def retrying(*args: Any, **kwargs: Any) -> R:
-        try:
-            return read(*args, **kwargs)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            logger.warning("database connection lost during %s, retrying once: %s", read.__name__, exc.orig)
-            return read(*args, **kwargs)
-
-    return retrying
-
-
 for _name, _method in list(vars(ReadOps).items()):
     if not _name.startswith("_") and callable(_method):
-        setattr(ReadOps, _name, _retry_once_on_disconnect(_method))
+        setattr(ReadOps, _name, retry_once_on_disconnect(_method))
