@@ -40,9 +40,8 @@ from typing import Any
 
 from actors.metrics import engine_metrics, tags
 from actors.ports import ActorBrokerPort, InlineStrategyPort, PredictionActorPort, StoreJournal
-from actors.pausing import node_id
-from actors.priority import StepPriority, yield_to_singletons
 from actors.remote import hot_path
+from actors.runtime_settings import RuntimeSettings
 from actors.store_proxy import StoreProxy
 from engine.data.asset_source import data_key, load_asset_data
 from engine.data.market_data import MarketData, MarketSnapshot
@@ -59,13 +58,10 @@ class AssetActor:
 
     RAY_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_restarts": 0, "max_concurrency": 64}
 
-    def __init__(self, portfolio_id: int, asset_id: int, settings: dict[str, Any]) -> None:
+    def __init__(self, portfolio_id: int, asset_id: int, settings: RuntimeSettings) -> None:
         self.portfolio_id = portfolio_id
         self.asset_id = asset_id
-        self.settings = dict(settings)
-        yield_to_singletons()  # every thread of this process, below the singletons
-        # Raised while a step call runs or a (re)start builds (see actors.priority).
-        self._priority = StepPriority()
+        self.settings = RuntimeSettings.of(settings)
         self.store = StoreProxy.from_settings(self.settings)
         self._lock = asyncio.Lock()  # one step at a time; stop() waits for it
         self._started = False
@@ -79,7 +75,6 @@ class AssetActor:
         self.index = 0
         self._shared_data: dict[str, Any] | None = None
         self._data_shared = False  # the data in use is the supervisor's shared parse
-        self._node_id = node_id()  # the supervisor pauses only processes on its own node
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -93,13 +88,10 @@ class AssetActor:
         if shared_data is not None:
             self._shared_data = shared_data
         async with self._lock:
-            # A (re)start is on supervision's clock: it builds at the steps' priority, not
-            # below every asset that is stepping meanwhile.
-            with self._priority:
-                if not self._started:
-                    await self._build()
-                    self._started = True
-                return self._info()
+            if not self._started:
+                await self._build()
+                self._started = True
+            return self._info()
 
     async def _build(self, resume_index: int | None = None, finished: bool = False) -> None:
         """Load everything and rebuild the state from the database. ``resume_index``: the
@@ -112,7 +104,7 @@ class AssetActor:
         if record.portfolio_id != self.portfolio_id:
             raise DomainError(f"asset {self.asset_id} belongs to portfolio {record.portfolio_id}, not {self.portfolio_id}")
         self.record = record
-        self.mode = str(self.settings.get("mode", "simulation"))
+        self.mode = self.settings.mode
         # Live mode starts from the asset's history file when it has one, else from nothing.
         has_file = bool((record.data_source or {}).get("path") or (record.data_source or {}).get("csv"))
         self.data = await self._market_data(record) if self.mode == "simulation" or has_file else None
@@ -120,7 +112,7 @@ class AssetActor:
         self.pipeline = create_plugin("pipeline", record.pipeline_plugin, record.pipeline_config)
         if not isinstance(self.pipeline, PipelinePlugin) or not hasattr(self.pipeline, "sync_with_broker"):
             raise ConfigError(f"asset {self.asset_id}: pipeline plugin {record.pipeline_plugin!r} cannot run in an asset actor")
-        if self.settings.get("strategy_actors"):
+        if self.settings.strategy_actors:
             from actors.strategy_actor import strategy_port
 
             decider = await strategy_port(record.strategy_plugin, record.strategy_config, self.settings)
@@ -158,7 +150,7 @@ class AssetActor:
         """The supervisor's shared parse of this asset's CSV when it is still the file the
         record names (same path, size and modification time), else a parse of our own."""
         shared = self._shared_data
-        self._data_shared = shared is not None and shared.get("key") == data_key(record, self.settings)
+        self._data_shared = shared is not None and shared.get("key") == data_key(record, self.settings.engine_config())
         if self._data_shared:
             assert shared is not None
             data = await shared["data"]  # zero-copy: numpy arrays in the node's shared memory
@@ -167,7 +159,7 @@ class AssetActor:
 
                 data = dataclasses.replace(data, symbol=record.symbol)
             return data
-        return load_asset_data(record, self.settings)
+        return load_asset_data(record, self.settings.engine_config())
 
     async def _realized_pnl(self) -> Decimal:
         """The P&L of every position this asset closed, from the database."""
@@ -187,14 +179,13 @@ class AssetActor:
         """The broker actor restarted: restore this asset's account there from the database
         and rebuild the state, keeping the place in the data (after the step in flight)."""
         async with self._lock:
-            with self._priority:
-                if self._started and not self._stopping:
-                    assert self.state is not None
-                    finished = self.state.finished
-                    self._started = False
-                    await self._build(resume_index=self.index, finished=finished)
-                    self._started = True
-                return self._info()
+            if self._started and not self._stopping:
+                assert self.state is not None
+                finished = self.state.finished
+                self._started = False
+                await self._build(resume_index=self.index, finished=finished)
+                self._started = True
+            return self._info()
 
     async def stop(self) -> bool:
         """Finish the in-flight step (if any), wait for its results to be recorded, and
@@ -221,20 +212,18 @@ class AssetActor:
         """One pipeline step at the next bar; returns the ``StepOutcome`` as a dict.
 
         ``settle``: return only once the step's results are in the database too (a step
-        asked for through the API, whose caller may read its orders next, or one after
-        which the supervisor pauses this process, see ``actors.pausing``); otherwise they
-        leave unawaited (heartbeats)."""
+        asked for through the API, whose caller may read its orders next); otherwise they
+        leave unawaited (heartbeats: write-behind)."""
         async with self._lock:
-            with self._priority:
-                early = await self._prepare(allocated_capital)
-                if early is not None:
-                    return early
-                result = await self._step_once()
-                if settle:
-                    await self.ports.journal.settle()
-                else:
-                    self.ports.journal.flush()  # the step's results leave now; nobody waits for them
-                return result
+            early = await self._prepare(allocated_capital)
+            if early is not None:
+                return early
+            result = await self._step_once()
+            if settle:
+                await self.ports.journal.settle()
+            else:
+                self.ports.journal.flush()  # the step's results leave now; nobody waits for them
+            return result
 
     @hot_path
     async def steps(self, max_bars: int, budget_ms: float,
@@ -246,30 +235,28 @@ class AssetActor:
         shared: a hold bar costs no actor call. The call ends early after the bar that
         spends ``budget_ms``, at the end of the data, and when a stop or a config reload
         is asked for, so a stop never waits long for a burst. ``settle``: answer only once
-        the bars' results are recorded (the supervisor may pause this process until its
-        next call, see ``actors.pausing``); otherwise they leave unawaited.
+        the bars' results are recorded; otherwise they leave unawaited (write-behind).
 
         Returns a summary (see ``BurstSummary``): the last bar's result, how many bars were
         stepped, each bar's duration, and the counts the supervisor's statistics need.
         """
         async with self._lock:
-            with self._priority:
-                early = await self._prepare(allocated_capital)
-                if early is not None:
-                    return {"bars": 0, "last": early, "finished": bool(early.get("finished"))}
-                summary = BurstSummary()
-                deadline = time.perf_counter() + budget_ms / 1000.0
-                for _ in range(max(1, int(max_bars))):
-                    result = await self._step_once()
-                    summary.add(result)
-                    if (result.get("finished") or self._stopping or self._reload
-                            or time.perf_counter() >= deadline):
-                        break
-                if settle:
-                    await self.ports.journal.settle()
-                else:
-                    self.ports.journal.flush()  # results not carried by an intent leave now, unawaited
-                return summary.as_dict()
+            early = await self._prepare(allocated_capital)
+            if early is not None:
+                return {"bars": 0, "last": early, "finished": bool(early.get("finished"))}
+            summary = BurstSummary()
+            deadline = time.perf_counter() + budget_ms / 1000.0
+            for _ in range(max(1, int(max_bars))):
+                result = await self._step_once()
+                summary.add(result)
+                if (result.get("finished") or self._stopping or self._reload
+                        or time.perf_counter() >= deadline):
+                    break
+            if settle:
+                await self.ports.journal.settle()
+            else:
+                self.ports.journal.flush()  # results not carried by an intent leave now, unawaited
+            return summary.as_dict()
 
     async def _prepare(self, allocated_capital: Decimal | str | None) -> dict[str, Any] | None:
         """Before a call's first step (lock held): (re)build when needed and take the
@@ -287,7 +274,7 @@ class AssetActor:
 
             try:
                 await self.store.audit_step_failure(self.portfolio_id, self.asset_id, "journal",
-                                                    public_text(failure, data_dir=self.settings.get("data_dir")))
+                                                    public_text(failure, data_dir=self.settings.data_dir))
             except Exception as exc:  # the rebuild matters more than its audit row
                 logger.warning("asset %s: could not audit the resync: %s", self.asset_id, exc)
             self._reload = True
@@ -366,7 +353,6 @@ class AssetActor:
             "asset_id": self.asset_id,
             "portfolio_id": self.portfolio_id,
             "pid": os.getpid(),
-            "node_id": self._node_id,
             "index": self.index,
             "bars": len(self.data) if self.data is not None else 0,
             "data_shared": self._data_shared,

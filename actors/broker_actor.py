@@ -39,7 +39,6 @@ from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, s
 
 from engine.pipeline.replay import AccountJournal, bar_index
 from actors.metrics import engine_metrics, tags
-from actors.priority import run_as_singleton
 from actors.remote import hot_path
 from engine.errors import OrderRejected, TemporaryError
 from engine.plugins.base import BrokerPlugin
@@ -162,7 +161,6 @@ class BrokerActor:
     }
 
     def __init__(self, retry_attempts: int = 4, retry_max_wait_s: float = 2.0) -> None:
-        run_as_singleton()  # every asset's orders wait on this one actor: serve it first
         self._accounts: dict[str, _Account] = {}
         self._retry_attempts = retry_attempts
         self._retry_max_wait_s = retry_max_wait_s

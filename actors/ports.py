@@ -14,6 +14,7 @@ from typing import Any
 
 from actors import naming
 from actors.broker_actor import OperatorRules, account_key
+from actors.runtime_settings import RuntimeSettings
 from engine.data.market_data import MarketData, MarketSnapshot
 from engine.errors import TemporaryError
 from engine.pipeline.ledger import (
@@ -64,7 +65,7 @@ class ActorBrokerPort:
         self._bar: int | None = None
 
     @classmethod
-    async def open(cls, record: Any, data: MarketData | None, settings: Mapping[str, Any]) -> "ActorBrokerPort":
+    async def open(cls, record: Any, data: MarketData | None, settings: RuntimeSettings) -> "ActorBrokerPort":
         """Open (or find) the asset's account in the broker actor."""
         import ray
 
@@ -78,10 +79,10 @@ class ActorBrokerPort:
         # The credentials travel encrypted (decrypted in the broker actor only), with the
         # operator's rules for this asset: only this side knows the asset's portfolio.
         secrets = dict(getattr(record, "broker_secrets", None) or {})
-        rules = OperatorRules.for_asset(record.portfolio_id, settings)
+        rules = OperatorRules.for_asset(record.portfolio_id, settings.engine_config())
         key = account_key(record.broker_plugin, config, record.id, bar_driven, secrets=secrets, rules=rules)
-        handle = ray.get_actor(naming.BROKER, namespace=str(settings.get("ray_namespace", "lts")))
-        timeout = float(settings.get("step_timeout_s", 10.0))
+        handle = ray.get_actor(naming.BROKER, namespace=settings.namespace)
+        timeout = settings.step_timeout_s
         info = await _call(handle.open_account.remote(key, record.broker_plugin, config, data if bar_driven else None,
                                                       record.id, secrets, rules), timeout, "broker.open_account")
         return cls(handle, key, timeout, info)
@@ -162,7 +163,7 @@ class PredictionActorPort:
 
     @classmethod
     def for_strategy(cls, strategy: Any, data: MarketData | None, record: Any,
-                     settings: Mapping[str, Any]) -> "PredictionActorPort | None":
+                     settings: RuntimeSettings) -> "PredictionActorPort | None":
         if not getattr(strategy, "needs_predictions", False):
             return None
         source = str((record.data_source or {}).get("predictions", "api"))
@@ -174,8 +175,8 @@ class PredictionActorPort:
             return cls(record.symbol, provider=CsvPredictionProvider(data).precompute(data))
         import ray
 
-        handle = ray.get_actor(naming.PREDICTION, namespace=str(settings.get("ray_namespace", "lts")))
-        return cls(record.symbol, handle=handle, timeout_s=float(settings.get("prediction_timeout_s", 10.0)) + 1.0)
+        handle = ray.get_actor(naming.PREDICTION, namespace=settings.namespace)
+        return cls(record.symbol, handle=handle, timeout_s=settings.prediction_timeout_s + 1.0)
 
     async def predictions_at(self, snapshot: MarketSnapshot) -> Any:
         if self._provider is not None:

@@ -22,8 +22,12 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError
+
+if TYPE_CHECKING:
+    from actors.runtime_settings import RuntimeSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +49,9 @@ class RestartPolicy:
                 f"restart backoff: need 0 < start ({self.backoff_start_s!r}) <= max ({self.backoff_max_s!r})")
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "RestartPolicy":  # type: ignore[type-arg]
-        return cls(max_restarts=int(settings.get("max_asset_restarts", 5)),
-                   window_s=float(settings.get("restart_window_s", 60.0)))
+    def from_settings(cls, settings: "RuntimeSettings") -> "RestartPolicy":
+        """The limits of the runtime's settings (``max_asset_restarts``, ``restart_window_s``)."""
+        return cls(max_restarts=settings.max_asset_restarts, window_s=settings.restart_window_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,11 @@ it — no orphaned engines on a shared cluster.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import socket
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ray
@@ -26,38 +23,30 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from actors import naming
 from actors.broker_actor import BrokerActor
 from actors.remote import make_remote
-from actors.supervisor import PortfolioSupervisor, check_steps_in_flight
+from actors.runtime_settings import RuntimeSettings
+from actors.supervisor import PortfolioSupervisor
 from engine.errors import ConfigError, TemporaryError
 
 logger = logging.getLogger(__name__)
 
-_SETTING_KEYS = (
-    "mode", "global_latency", "database_url", "data_dir", "ray_namespace", "step_timeout_s",
-    "max_asset_restarts", "restart_window_s", "prediction_provider_url", "prediction_api_key",
-    "prediction_timeout_s", "persistence_batch_size", "persistence_batch_delay_ms", "strategy_actors",
-    "persistence", "max_steps_in_flight", "simulation_bars_per_call", "simulation_call_budget_ms",
-    "pause_waiting_assets", "paced_catch_up", "outbound_hosts", "operator_broker_portfolios",
-)
-
-
-def actor_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of the merged config the actors need (plain, picklable)."""
-    return {key: config[key] for key in _SETTING_KEYS if key in config}
+def actor_settings(config: Mapping[str, Any]) -> RuntimeSettings:
+    """The part of the merged config the actors need, typed, frozen and checked once."""
+    return RuntimeSettings.from_config(config)
 
 
 def init_ray(config: Mapping[str, Any], *, own_session: bool = False) -> dict[str, Any]:
     """Start a local Ray cluster (``ray_address`` None) or join one (``auto``/``HOST:PORT``).
 
     Returns what to tell the user (dashboard URL, GCS address, whether it joined). A local
-    cluster gets a few logical CPUs more than the machine has: the engine's actors reserve
-    no CPU, and backtest tasks should still fill every core.
+    cluster declares the CPUs the machine has (Ray detects them): the engine's actors
+    reserve none, and backtest tasks take one each.
 
-    ``own_session`` (``lts run``): the local cluster's processes (GCS, raylet, dashboard,
-    and the workers the raylet forks) start in sessions of their own, so a signal sent to
-    the caller's process group (Ctrl-C in a terminal, ``kill -TERM -PGID``, a service
-    manager stopping the group) reaches only the caller, which then stops the engine
-    cleanly on a cluster that is still alive, and shuts the cluster down itself. They still
-    die with the caller if it is killed outright (Ray's kernel fate sharing)."""
+    ``own_session`` is accepted for callers and does nothing: a local cluster's processes
+    are in the caller's process group, so a signal sent to the whole group reaches them
+    too. ``lts run`` then notices the cluster is gone and exits at once (see
+    ``cluster_reachable``); for a clean stop under a service manager, start the cluster
+    with ``ray start --head`` and run ``lts run --address auto`` (docs/actors.md)."""
+    del own_session
     namespace = str(config.get("ray_namespace", "lts"))
     if ray.is_initialized():
         context = ray.get_runtime_context()
@@ -70,50 +59,10 @@ def init_ray(config: Mapping[str, Any], *, own_session: bool = False) -> dict[st
         import importlib.util
 
         dashboard = importlib.util.find_spec("ray.dashboard") is not None  # ray[default]
-        with _ray_processes_in_own_session(own_session):
-            context = ray.init(num_cpus=(os.cpu_count() or 2) + 2, include_dashboard=dashboard, **kwargs)
+        context = ray.init(include_dashboard=dashboard, **kwargs)
     url = getattr(context, "dashboard_url", None)
     return {"address": context.address_info.get("gcs_address") if hasattr(context, "address_info") else None,
             "dashboard_url": f"http://{url}" if url else None, "joined": bool(address)}
-
-
-@contextlib.contextmanager
-def _ray_processes_in_own_session(enabled: bool) -> Iterator[bool]:
-    """While active, every process ``ray.init`` spawns for a local cluster calls
-    ``setsid()`` before it runs (``start_new_session``). Yields whether that is in effect.
-
-    Ray offers no option for this: a local cluster's processes are children of the driver
-    in its process group, so the group's SIGTERM killed the GCS and the raylet before the
-    driver could stop its actors, and the driver then hung for a minute on its Ray calls.
-    Ray spawns them all through ``ray._private.services.ConsolePopen`` (a ``Popen``
-    subclass, looked up at each call), so a subclass that sets ``start_new_session`` does
-    it; Ray's own ``preexec_fn`` (SIGINT blocked, kill-on-parent-death) still runs. Should
-    a Ray release move that class, this degrades to a warning and the old process group;
-    ``lts run`` then still exits promptly (see ``cluster_reachable``)."""
-    if not enabled or os.name != "posix":
-        yield False
-        return
-    try:
-        from ray._private import services
-    except ImportError:  # pragma: no cover - Ray moved its internals
-        services = None
-    base = getattr(services, "ConsolePopen", None)
-    if not (isinstance(base, type) and issubclass(base, subprocess.Popen)):
-        logger.warning("cannot start Ray's processes in their own session with this Ray version: "
-                       "a signal to lts run's process group will reach them too")
-        yield False
-        return
-
-    class _NewSessionPopen(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("start_new_session", True)
-            super().__init__(*args, **kwargs)
-
-    services.ConsolePopen = _NewSessionPopen  # type: ignore[union-attr]
-    try:
-        yield True
-    finally:
-        services.ConsolePopen = base  # type: ignore[union-attr]
 
 
 def cluster_reachable(address: str | None, timeout_s: float = 1.0) -> bool:
@@ -138,9 +87,9 @@ class EngineRuntime:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config
         self.settings = actor_settings(config)
-        check_steps_in_flight(self.settings.get("max_steps_in_flight"))  # before any actor starts
-        self.namespace = str(config.get("ray_namespace", "lts"))
-        self.timeout_s = float(config.get("step_timeout_s", 10.0))
+        # (checked here, before any actor starts: a bad key is refused naming it)
+        self.namespace = self.settings.namespace
+        self.timeout_s = self.settings.step_timeout_s
         self.supervisors: dict[int, Any] = {}
         self.broker: Any = None
         self.persistence: Any = None
@@ -162,14 +111,14 @@ class EngineRuntime:
                 self.activate_portfolio(portfolio.id)
 
     def _start_singletons(self) -> None:
-        if self.settings.get("persistence") != "local":
+        if not self.settings.local_persistence:
             from actors.persistence_actor import PersistenceSettings, start_persistence_actor
             from actors.preflight import writer_placement
 
             self.persistence = start_persistence_actor(
                 str(self.config["database_url"]), settings=PersistenceSettings(
-                    batch_size=int(self.config.get("persistence_batch_size", 100)),
-                    batch_delay_ms=float(self.config.get("persistence_batch_delay_ms", 0))),
+                    batch_size=self.settings.persistence_batch_size,
+                    batch_delay_ms=self.settings.persistence_batch_delay_ms),
                 namespace=self.namespace,
                 # A SQLite file is on the driver's disk: its one writer runs on the driver's node.
                 **writer_placement(self.config["database_url"]))
@@ -178,7 +127,7 @@ class EngineRuntime:
         from actors.prediction_actor import PredictionActor
 
         self.prediction = make_remote(PredictionActor).options(
-            name=naming.PREDICTION, namespace=self.namespace, get_if_exists=True).remote(self.settings)
+            name=naming.PREDICTION, namespace=self.namespace, get_if_exists=True).remote(self.settings.engine_config())
         handles = [h for h in (self.persistence, self.broker) if h is not None]
         ray.get([h.__ray_ready__.remote() for h in handles], timeout=60)
 

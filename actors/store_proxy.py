@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from engine.errors import LTSError, TemporaryError
@@ -43,13 +43,14 @@ class StoreProxy:
         self._reader: Any = None  # the persistence actor's handle, for reads
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> "StoreProxy":
-        return cls(
-            str(settings.get("database_url", "sqlite:///./lts.db")),
-            namespace=str(settings.get("ray_namespace", "lts")),
-            local_writes=settings.get("persistence") == "local",
-            timeout_s=float(settings.get("step_timeout_s", 10.0)),
-        )
+    def from_settings(cls, settings: Any) -> "StoreProxy":
+        """The proxy of the runtime's settings (``actors.runtime_settings.RuntimeSettings``,
+        or a config mapping)."""
+        from actors.runtime_settings import RuntimeSettings
+
+        settings = RuntimeSettings.of(settings)
+        return cls(settings.database_url, namespace=settings.namespace, local_writes=settings.local_persistence,
+                   timeout_s=settings.step_timeout_s)
 
     # ------------------------------------------------------------------ plumbing
 

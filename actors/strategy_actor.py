@@ -13,6 +13,7 @@ from typing import Any
 
 from actors import naming
 from actors.remote import hot_path, make_remote
+from actors.runtime_settings import RuntimeSettings
 from engine.data.market_data import MarketSnapshot
 from engine.types import AssetContext, Decision
 
@@ -51,7 +52,7 @@ class _ActorStrategyPort:
         return await asyncio.wait_for(self._handle.decide.remote(asset, snapshot), self._timeout_s)
 
 
-async def strategy_port(plugin_name: str, params: Mapping[str, Any], settings: Mapping[str, Any]) -> _ActorStrategyPort:
+async def strategy_port(plugin_name: str, params: Mapping[str, Any], settings: RuntimeSettings) -> _ActorStrategyPort:
     """The shared strategy actor for (plugin, params), created if missing."""
     import asyncio
 
@@ -60,9 +61,9 @@ async def strategy_port(plugin_name: str, params: Mapping[str, Any], settings: M
     # Detached: shared by assets of several supervisors, so no single asset may own it;
     # the runtime kills every ``strategy:*`` actor on shutdown.
     handle = make_remote(StrategyActor).options(
-        name=name, namespace=settings.get("ray_namespace", "lts"), get_if_exists=True, lifetime="detached"
+        name=name, namespace=settings.namespace, get_if_exists=True, lifetime="detached"
     ).remote(plugin_name, dict(params))
-    timeout = float(settings.get("step_timeout_s", 10.0))
+    timeout = settings.step_timeout_s
     needs = await asyncio.wait_for(handle.needs_predictions.remote(), timeout)
     return _ActorStrategyPort(handle, needs, timeout)
 

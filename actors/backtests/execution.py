@@ -24,8 +24,6 @@ from typing import Any
 import numpy as np
 
 from actors.backtests import plots
-from actors.backtests.gc_threshold import raised_gc_threshold
-from actors.backtests.malloc_tuning import tune_malloc_for_backtests
 from actors.backtests.outcome import RunOutcome, RunStatus, compress_trades_csv
 from actors.backtests.report import trade_log_csv_bytes
 from engine.backtest.plan import RunSpec
@@ -141,14 +139,6 @@ def execute_run(
     """Run one backtest entirely here (the single-CSV loop, no actor calls) and package
     its statistics, its trades as CSV bytes, a reduced equity curve and (optionally)
     its PNG. ``keep_trades`` also returns the ``Trade`` objects (costlier to ship)."""
-    tune_malloc_for_backtests()  # once per process, see actors.backtests.malloc_tuning
-    with raised_gc_threshold():  # see actors.backtests.gc_threshold
-        return _execute_run(spec, data, render_png=render_png, keep_trades=keep_trades,
-                            curve_points=curve_points)
-
-
-def _execute_run(spec: RunSpec, data: MarketData | LoadFailure, *, render_png: bool, keep_trades: bool,
-                 curve_points: int) -> RunOutcome:
     from engine.backtest.runner import run_backtest
 
     if isinstance(data, LoadFailure):

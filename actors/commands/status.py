@@ -150,7 +150,7 @@ def collect(config: LTSConfig | dict[str, Any], address: str | None,
             "supervisor": "running" if sup else "not running", "cycles": (sup or {}).get("cycles"),
             "assets": [{
                 "asset_id": a.id, "symbol": a.symbol, "active": a.is_active, "status": str(a.status.value),
-                "actor": states.get(a.id, {}).get("state", "-") + (" (paused)" if states.get(a.id, {}).get("paused") else ""),
+                "actor": states.get(a.id, {}).get("state", "-"),
                 "restarts": states.get(a.id, {}).get("restarts", 0),
                 "last_step": states.get(a.id, {}).get("last_step"), "reason": a.status_reason,
             } for a in assets if a.portfolio_id == p.id],

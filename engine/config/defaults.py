@@ -57,9 +57,9 @@ DEFAULT_VALUES: dict[str, Any] = {
     "cors_origins": [],
     "rate_limit_per_minute": 60,
     "max_body_bytes": 1048576,
-    # Persistence actor batching. No wait for a lone write by default: a SQLite commit costs
-    # ~0.1 ms, so holding an intent 5 ms for companions cost every order step of a lightly
-    # loaded engine ~6 ms; under load the queue is never empty and batches form anyway.
+    # Persistence actor batching. No wait for a lone write by default: a commit is cheaper
+    # than the wait, and under load the queue is never empty, so batches form anyway
+    # (figures: bench/RESULTS.md).
     "persistence_batch_size": 100,
     "persistence_batch_delay_ms": 0,
     # Supervision of asset actors.
@@ -68,24 +68,16 @@ DEFAULT_VALUES: dict[str, Any] = {
     "step_timeout_s": 10.0,
     # Actor runtime: host strategies in shared StrategyActors instead of inside each asset actor.
     "strategy_actors": False,
-    # Actor runtime: steps a portfolio supervisor runs at once (null: 2 x the cores the cluster
-    # really has + 1, at least 4; 0: no limit). See actors.supervisor.default_steps_in_flight.
+    # Actor runtime: steps a portfolio supervisor runs at once (null: 2 per CPU of the Ray
+    # cluster, at least 4; 0: no limit). See actors.supervisor.default_steps_in_flight.
     "max_steps_in_flight": None,
     # Actor runtime, free-running simulations (latency 0): bars an asset actor steps in one
     # call from its supervisor (1: a call per bar), and the call's time budget: a call ends
     # after the bar that spends it, so a hold bar costs no actor hop at all. A stop or a
-    # reload still ends a call after the current bar. 64 / 100 ms (32 / 20 ms before
-    # 2026-12-04): an order step takes 60-70 ms with 100 assets on 2 cores, so a call
-    # ended on its first order step, after 9-12 bars; with 64 / 100 ms one run of
-    # bench/bench_actors.py made 710 steps/s against 479-587 at 32 / 20 ms, with the
-    # same step latency (a step's latency does not include its call's other bars).
+    # reload still ends a call after the current bar. The budget is longer than an order
+    # step under load, so a call does not end on its first order step (bench/RESULTS.md).
     "simulation_bars_per_call": 64,
     "simulation_call_budget_ms": 100,
-    # Actor runtime, a portfolio with more running assets than step slots: stop the
-    # processes of asset actors between their calls (SIGSTOP, continued before their next
-    # call), on the supervisor's node. An idle Ray worker wakes every 10 ms and a hundred of
-    # them took a third of a 2-core machine. See actors.pausing.
-    "pause_waiting_assets": True,
     # Actor runtime, a paced simulation (latency > 0 replaying a CSV): when a cycle takes
     # longer than the latency, the next one steps each late asset through the bars it owes
     # (up to simulation_bars_per_call, in one call), so the replay keeps one bar per

@@ -91,6 +91,19 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, interval_s: float =
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def answer_or_none(call: Callable[[], Any], timeout_s: float = 30.0) -> Any:
+    """``ray.get(call())``, or None while the actor cannot answer: it is restarting
+    (``ActorUnavailableError``, a ``RayActorError``), or it did not answer within
+    ``timeout_s``. For waits that poll an actor Ray is bringing back."""
+    import ray
+    from ray.exceptions import GetTimeoutError, RayActorError
+
+    try:
+        return ray.get(call(), timeout=timeout_s)
+    except (RayActorError, GetTimeoutError):
+        return None
+
+
 def assert_trades_equal_backtest(store: Any, asset_id: int, csv_path: Path, strategy: str,
                                  params: dict[str, Any], min_trades: int = 5) -> None:
     """The asset's positions in the database are the single-CSV backtest's trades over the

@@ -2,7 +2,7 @@
 actor process every ~2 s until 5 kills are done. Killed actors are back within 5 s
 (median; none over 8 s on a slow 2-core machine), the restart counts match the kills, and afterwards the database's orders equal the broker's one to
 one (none lost, none duplicated) with no open position lacking its order. Each portfolio
-has more assets than step slots, so some of the killed processes are paused ones."""
+has more assets than step slots, so some of the killed processes are waiting for a slot."""
 
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ def test_kill_asset_actors_while_trading(ray_session, sqlite_store, sqlite_db_ur
         # so kills land mid-burst too; portfolio 1 is paced (one bar per call).
         portfolios.append(seed_portfolio(sqlite_store, specs, latency=None if p == 0 else 0.02))
     asset_ids = [a for _, ids in portfolios for a in ids]
-    # Three step slots for five assets: the assets waiting for a slot (or, paced, for the
-    # next tick) are paused processes (actors.pausing), so kills land on those too.
+    # Three step slots for five assets: kills land on assets waiting for a slot (or, paced,
+    # for the next tick) too.
     config = engine_config(sqlite_db_url, tmp_path, max_asset_restarts=50, global_latency=0.0,
                            max_steps_in_flight=3)
     rng = random.Random(1234)

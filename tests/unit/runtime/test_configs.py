@@ -21,5 +21,5 @@ def test_config_validates(name: str) -> None:
     config = build_config(name, {}).config
     assert config.source("mode").kind != "" and config["mode"] in ("simulation", "live")
     settings = actor_settings(config)
-    assert settings["database_url"] == config["database_url"]
-    assert settings["global_latency"] > 0
+    assert settings.database_url == config["database_url"]
+    assert settings.global_latency > 0

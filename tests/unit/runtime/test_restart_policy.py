@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from actors.restart_policy import RestartPolicy, RestartTracker
+from actors.runtime_settings import RuntimeSettings
 from engine.errors import ConfigError
 
 
@@ -44,7 +45,8 @@ def test_zero_restarts_allowed_gives_up_at_once():
 
 
 def test_policy_from_settings_and_bad_values():
-    policy = RestartPolicy.from_settings({"max_asset_restarts": 7, "restart_window_s": 30.0})
+    policy = RestartPolicy.from_settings(RuntimeSettings.from_config({"max_asset_restarts": 7,
+                                                                      "restart_window_s": 30.0}))
     assert (policy.max_restarts, policy.window_s) == (7, 30.0)
     with pytest.raises(ConfigError, match="max_asset_restarts"):
         RestartPolicy(max_restarts=-1)
