@@ -33,14 +33,14 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_PREFIX = "lts."
 
-# Scanning every installed distribution's metadata costs ~20 ms, which a backtest task
-# would otherwise pay on every run. What each folder on sys.path holds is kept, keyed by
-# that folder's mtime: installing or removing a distribution adds or removes a
-# ``.dist-info`` folder, which changes the mtime, and the folder is read again. A folder
-# changed in the last seconds is not cached at all: file systems stamp mtimes with a
-# coarse clock, so a second change within the same tick could keep the same mtime. A busy
-# folder (a temp dir on the path) is then just re-listed, which is cheap; site-packages,
-# where the distributions are, settles.
+# Scanning every installed distribution's metadata is slow (bench/RESULTS.md), and a
+# backtest task would otherwise pay it on every run. What each folder on sys.path holds is
+# kept, keyed by that folder's mtime: installing or removing a distribution adds or
+# removes a ``.dist-info`` folder, which changes the mtime, and the folder is read again.
+# A folder changed in the last seconds is not cached at all: file systems stamp mtimes
+# with a coarse clock, so a second change within the same tick could keep the same mtime.
+# A busy folder (a temp dir on the path) is then just re-listed, which is cheap;
+# site-packages, where the distributions are, settles.
 _folder_cache: dict[str, tuple[int, list[tuple[str, tuple[EntryPoint, ...]]]]] = {}
 _SETTLED_S = 2.0
 
