@@ -33,7 +33,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -43,6 +43,9 @@ from actors.remote import hot_path
 from engine.errors import OrderRejected, TemporaryError
 from engine.plugins.base import BrokerPlugin
 from engine.types import OrderResult, OrderStatus, PositionView
+
+if TYPE_CHECKING:
+    from actors.runtime_settings import RuntimeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +94,14 @@ class OperatorRules:
     operator_credentials: bool = False  # the portfolio is in operator_broker_portfolios
 
     @classmethod
-    def for_asset(cls, portfolio_id: int, settings: Mapping[str, Any]) -> "OperatorRules":
+    def for_asset(cls, portfolio_id: int, settings: "RuntimeSettings") -> "OperatorRules":
         from engine.credentials import operator_assigned
 
-        hosts = settings.get("outbound_hosts")
         return cls(
-            outbound_hosts=None if hosts is None else tuple(str(h) for h in hosts),
-            prediction_provider_url=settings.get("prediction_provider_url"),
-            data_dir=settings.get("data_dir"),
-            operator_credentials=operator_assigned(portfolio_id, settings),
+            outbound_hosts=settings.outbound_hosts,
+            prediction_provider_url=settings.prediction_provider_url,
+            data_dir=settings.data_dir,
+            operator_credentials=operator_assigned(portfolio_id, settings.engine_config()),
         )
 
     def config(self) -> dict[str, Any]:

@@ -79,7 +79,7 @@ class ActorBrokerPort:
         # The credentials travel encrypted (decrypted in the broker actor only), with the
         # operator's rules for this asset: only this side knows the asset's portfolio.
         secrets = dict(getattr(record, "broker_secrets", None) or {})
-        rules = OperatorRules.for_asset(record.portfolio_id, settings.engine_config())
+        rules = OperatorRules.for_asset(record.portfolio_id, settings)
         key = account_key(record.broker_plugin, config, record.id, bar_driven, secrets=secrets, rules=rules)
         handle = ray.get_actor(naming.BROKER, namespace=settings.namespace)
         timeout = settings.step_timeout_s

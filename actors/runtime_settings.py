@@ -52,6 +52,14 @@ def _integer(config: Mapping[str, Any], key: str, fallback: int, *, minimum: int
     return int(value)
 
 
+def _hosts(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"outbound_hosts: must be a list of host names, got {type(value).__name__}")
+    return tuple(str(h) for h in value)
+
+
 def check_steps_in_flight(value: Any) -> int | None:
     """Validate the ``max_steps_in_flight`` config value (``None``, or an int >= 0)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
@@ -80,6 +88,8 @@ class RuntimeSettings:
     bars_per_call: int = 64  # ``simulation_bars_per_call``
     call_budget_ms: float = 100.0  # ``simulation_call_budget_ms``
     paced_catch_up: bool = True
+    outbound_hosts: tuple[str, ...] | None = None  # None: the default allow-list
+    prediction_provider_url: str | None = None
     # The plain keys engine helpers read (``engine_config``); not compared, not hashed.
     _engine: tuple[tuple[str, Any], ...] = field(default=(), compare=False, hash=False, repr=False)
 
@@ -106,6 +116,9 @@ class RuntimeSettings:
             bars_per_call=_integer(config, "simulation_bars_per_call", 64, minimum=1),
             call_budget_ms=_number(config, "simulation_call_budget_ms", 100.0, strict=True),
             paced_catch_up=bool(config.get("paced_catch_up", _default("paced_catch_up", True))),
+            outbound_hosts=_hosts(config.get("outbound_hosts")),
+            prediction_provider_url=None if config.get("prediction_provider_url") is None
+            else str(config["prediction_provider_url"]),
             _engine=tuple((key, config[key]) for key in ENGINE_KEYS if key in config),
         )
 

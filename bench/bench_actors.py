@@ -177,10 +177,14 @@ def main() -> None:
     parser.add_argument("--batch-delay-ms", type=int, default=None,
                         help="persistence_batch_delay_ms (default: the engine's)")
     parser.add_argument("--in-flight", type=int, default=None,
-                        help="max_steps_in_flight (default: the engine's, 2 x cores + 1; 0: no limit)")
+                        help="max_steps_in_flight (default: the engine's, 2 per CPU, at least 4; 0: no limit)")
     args = parser.parse_args()
-    ray.init(num_cpus=(os.cpu_count() or 2) + 2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, namespace="bench")
+    # The CPUs the machine has, as lts run declares them (Ray detects them).
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, namespace="bench")
+    import actors
+
+    print(f"# bench_actors {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} code {Path(actors.__file__).parents[1]} "
+          f"cpus={ray.cluster_resources().get('CPU')}")
     ref = reference()
     print(f"reference: trivial actor round trip p50 {ref['rtt_p50_ms']:.2f} ms, p99 {ref['rtt_p99_ms']:.2f} ms; "
           f"pipelined into one actor {ref['pipelined_calls_per_s']:.0f} calls/s")
