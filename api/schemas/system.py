@@ -34,6 +34,39 @@ class StatisticPublic(PublicModel):
     created_at: datetime
 
 
+class TradingFiguresPublic(PublicModel):
+    """Trading statistics computed from the ledger (orders and positions); money as exact
+    decimal strings, ratios as decimal strings in 0..1 (null where undefined)."""
+
+    capital: DecimalOut = Field(description="the portfolio's total_capital, or the asset's allocated_capital")
+    equity: DecimalOut = Field(description="capital + realized_pnl + unrealized_pnl")
+    realized_pnl: DecimalOut = Field(description="sum over closed positions, as recorded at each close")
+    unrealized_pnl: DecimalOut = Field(description="sum over open positions, at their last mark")
+    max_drawdown: DecimalOut = Field(description="largest fall of equity from its running peak (money)")
+    max_drawdown_pct: DecimalOut | None = Field(description="max_drawdown as a fraction of that peak")
+    trades: int = Field(description="closed positions (round trips)")
+    wins: int
+    losses: int
+    win_rate: DecimalOut | None = Field(description="wins / trades; null without trades")
+    open_positions: int
+    orders: int = Field(description="filled orders")
+
+
+class AssetTradingStatisticsPublic(PublicModel):
+    asset_id: int
+    symbol: str
+    figures: TradingFiguresPublic
+
+
+class PortfolioTradingStatisticsPublic(PublicModel):
+    """One portfolio's trading statistics, and each of its assets'."""
+
+    portfolio_id: int
+    name: str
+    figures: TradingFiguresPublic
+    assets: list[AssetTradingStatisticsPublic]
+
+
 class AuditLogPublic(PublicModel):
     id: int
     user_id: int | None

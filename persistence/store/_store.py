@@ -24,6 +24,7 @@ from persistence.store.portfolios import PortfolioOps
 from persistence.store.reads import ReadOps
 from persistence.store.records_ops import RecordOps
 from persistence.store.trading import TradingOps
+from persistence.store.trading_stats import TradingStatsOps
 from persistence.store.users import UserOps
 from persistence.store.writes import WriteOutcome, WriteRequest
 
@@ -38,7 +39,7 @@ _SIGNATURES: dict[str, inspect.Signature] = {}
 __all__ = ["Store", "WriteOutcome", "WriteRequest", "WRITE_OPS"]
 
 
-class Store(UserOps, LoginOps, PortfolioOps, TradingOps, RecordOps, ReadOps):
+class Store(UserOps, LoginOps, PortfolioOps, TradingOps, RecordOps, ReadOps, TradingStatsOps):
     """Facade over the database: every write with its audit row, every read as records."""
 
     def __init__(self, engine: Engine) -> None:

@@ -159,8 +159,8 @@ def test_unstorable_text_and_unbounded_objects_are_422_with_nothing_written(prob
         assert resp.status_code == 422, (method, path, str(body)[:80], resp.status_code, resp.text[:300])
         assert_422(resp, fragment)
     queries = [
-        (user, "/api/statistics?kind=a%00b", "kind"),
-        (user, "/api/statistics?name=%00", "name"),
+        (user, "/api/statistics/records?kind=a%00b", "kind"),
+        (user, "/api/statistics/records?name=%00", "name"),
         (admin, "/api/audit-logs?action=a%00b", "action"),
         (admin, "/api/audit-logs?target_type=asset&target_id=1%00", "target_id"),
         (user, "/api/orders?status=open%00", "status"),
@@ -404,7 +404,7 @@ def test_every_client_visible_error_is_one_clean_line(ray_session: Any, db_url: 
         _wait(lambda: asset("healthy")["status"] == "errored", 60, "the killed asset to be errored")
 
         def statistics() -> list[dict[str, Any]]:
-            resp = client.get("/api/statistics", headers=owner, params={"portfolio_id": pid, "page_size": 500})
+            resp = client.get("/api/statistics/records", headers=owner, params={"portfolio_id": pid, "page_size": 500})
             assert resp.status_code == 200, resp.text
             return resp.json()["items"]
 

@@ -148,7 +148,7 @@ def test_lists_and_filters_never_leak(gateway: Gateway, world: dict[str, UserSes
     assert ids("/api/orders", alice, asset_id=theirs.asset_id) == set()
     assert ids("/api/positions", alice) == {mine.position_id}
     assert ids("/api/positions", alice, portfolio_id=theirs.portfolio_id) == set()
-    assert {s for s in ids("/api/statistics", alice)} and ids("/api/statistics", alice, portfolio_id=theirs.portfolio_id) == set()
+    assert {s for s in ids("/api/statistics/records", alice)} and ids("/api/statistics/records", alice, portfolio_id=theirs.portfolio_id) == set()
     billing = client.get("/api/billing/me", headers=alice.headers).json()["items"]
     assert billing and {b["user_id"] for b in billing} == {alice.user_id}
     # The admin sees both users' objects.

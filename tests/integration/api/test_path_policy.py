@@ -294,7 +294,8 @@ def test_a_bad_row_is_refused_by_the_engine_without_leaking_content(
             login = client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
             assert login.status_code == 200, login.text
             headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            paths = ["/api/engine/status", "/api/statistics?page_size=500", f"/api/portfolios/{pid}/assets",
+            paths = ["/api/engine/status", "/api/statistics?page_size=500", "/api/statistics/records?page_size=500",
+                     f"/api/portfolios/{pid}/assets",
                      *[f"/api/assets/{aid}" for aid in [*kinds, good]]]
             for path in paths + (["/api/audit-logs?page_size=500"] if username == "operator" else []):
                 answer = client.get(path, headers=headers)
