@@ -142,7 +142,9 @@ def stop_deadline_s(settings: dict[str, Any]) -> float:
     """How long a stop may take before ``lts run`` exits anyway: the supervisors' own
     deadline (``step_timeout_s`` + 15 s, all portfolios together) plus the singletons and
     Ray's shutdown. Only a wedged actor gets near it; a healthy stop takes seconds."""
-    return float(settings.get("step_timeout_s", 10.0)) + 30.0
+    from actors.runtime_settings import RuntimeSettings
+
+    return RuntimeSettings.from_config(settings).step_timeout_s + 30.0
 
 
 @dataclass(frozen=True, slots=True)
