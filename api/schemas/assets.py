@@ -74,6 +74,16 @@ class DataSource(RequestModel):
 
 
 class AssetCreate(RequestModel):
+    """A new asset (inactive until activated). ``data_source.path`` names a CSV inside the
+    server's data_dir; the examples are posted by a test (tests/integration/api/test_openapi_examples.py)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"symbol": "EURUSD", "strategy_plugin": "default_strategy", "strategy_config": {"lookback": 5, "quantity": 1000},
+         "allocated_capital": "5000", "data_source": {"path": "eurusd.csv"}},
+        {"symbol": "GBPUSD", "strategy_plugin": "sma_cross", "strategy_config": {"fast": 10, "slow": 30, "quantity": 1000},
+         "data_source": {"path": "gbpusd.csv", "drop_invalid": True}},
+    ]})
+
     symbol: str = SYMBOL
     strategy_plugin: str = Field(default="default_strategy", min_length=1, max_length=64)
     strategy_config: JsonObject = Field(default_factory=dict)
@@ -89,6 +99,9 @@ class AssetCreate(RequestModel):
 class AssetUpdate(RequestModel):
     """Symbol, position limit and data source (plugin configs have their own PATCH routes)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"max_positions": 2}, {"data_source": {"path": "eurusd.csv", "datetime_column": "DATE_TIME"}}]})
+
     symbol: str | None = Field(default=None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_./\-]+$")
     max_positions: int | None = Field(default=None, ge=1, le=1000)
     data_source: DataSource | None = Field(default=None, description="replaces the whole data source")
@@ -103,13 +116,18 @@ class AssetUpdate(RequestModel):
 class PluginConfigUpdate(RequestModel):
     """Switch an asset's strategy/broker/pipeline plugin and/or replace its config.
 
-    ``plugin`` left out keeps the current plugin; ``config`` replaces the whole config."""
+    ``plugin`` left out keeps the current plugin; ``config`` replaces the whole config
+    (keys: the plugin's parameters, ``GET /api/plugins``; ``{}`` = its defaults)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"config": {}}]})
 
     plugin: str | None = Field(default=None, min_length=1, max_length=64)
     config: JsonObject = Field(default_factory=dict)
 
 
 class AllocationUpdate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"allocated_capital": "2500"}]})
+
     allocated_capital: Money = Field(ge=0, max_digits=20, decimal_places=8)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from api.aaa import password_problems
 from api.schemas.common import PublicModel, RequestModel
@@ -13,6 +13,8 @@ EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,185}\.[^@\s]{2,}$"
 
 class RegisterRequest(RequestModel):
     """A new account. Every account starts with role ``user``; a ``role`` field is refused."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"username": "alice", "password": "Correct7Horse"}]})
 
     username: str = Field(pattern=USERNAME_PATTERN, description="3-64 of letters, digits, _ . -")
     password: str = Field(
@@ -32,6 +34,8 @@ class RegisterRequest(RequestModel):
 
 
 class LoginRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"username": "alice", "password": "Correct7Horse"}]})
+
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
 

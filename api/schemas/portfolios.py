@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from api.schemas.common import DecimalOut, JsonObject, PublicModel, RequestModel
 from engine.types import Money
@@ -15,6 +15,9 @@ NAME = Field(min_length=1, max_length=128)
 
 
 class PortfolioCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "fx-majors", "description": "EUR/USD on hourly bars", "total_capital": "10000", "latency": 1.0}]})
+
     name: str = NAME
     description: str = Field(default="", max_length=1024)
     portfolio_plugin: str = Field(default="default_portfolio", min_length=1, max_length=64)
@@ -25,6 +28,8 @@ class PortfolioCreate(RequestModel):
 
 class PortfolioUpdate(RequestModel):
     """Fields left out keep their value."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"description": "paper trading", "latency": 0.5}]})
 
     name: str | None = Field(default=None, min_length=1, max_length=128)
     description: str | None = Field(default=None, max_length=1024)

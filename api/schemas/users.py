@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import model_validator
+from pydantic import ConfigDict, model_validator
 
 from api.schemas.common import PublicModel, RequestModel
 from persistence.enums import Role
@@ -35,6 +35,8 @@ class UserAdminView(UserPublic):
 
 class UserAdminUpdate(RequestModel):
     """What an admin may change on an account (fields left out keep their value)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"is_active": True}, {"role": "user"}]})
 
     role: Role | None = None
     is_active: bool | None = None
