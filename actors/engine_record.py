@@ -45,7 +45,7 @@ class EngineRecord:
 
 def record_path(state_dir: str | os.PathLike[str]) -> Path:
     """``<state_dir>/engine.json``."""
-    return Path(os.path.expanduser(str(state_dir))) / RECORD_NAME
+    return Path(os.path.abspath(os.path.expanduser(str(state_dir)))) / RECORD_NAME
 
 
 def write_record(state_dir: str | os.PathLike[str], record: EngineRecord) -> Path:

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.config import LTSConfig
@@ -76,17 +77,18 @@ def _tcp_reachable(address: str, timeout_s: float) -> bool:
     return cluster_reachable(address, timeout_s=timeout_s)
 
 
-def ask_cluster(target: Target, portfolio_ids: list[int], timeout_s: float) -> dict[str, Any]:
-    """The live supervisors' status (``actors.status_probe`` in a child process), or
-    ``Unreachable`` with one line: nothing listens, the token is refused, no answer."""
-    where = f"the Ray cluster at {target.address} (from {target.source})"
-    if not _tcp_reachable(target.address, min(timeout_s, 3.0)):
-        raise Unreachable(f"cannot reach {where}: nothing listens there (is lts run running?)")
-    cmd = [sys.executable, "-m", "actors.status_probe", target.address, target.namespace,
-           *(str(p) for p in portfolio_ids)]
-    # Its stderr (Ray's warnings) is read here, never shown: an auth refusal ends it at once.
+def _token_available() -> bool:
+    """Whether this user has a Ray token to send (Ray's own places for one)."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                or (Path.home() / ".ray" / "auth_token").is_file())
+
+
+def _probe(cmd: list[str], env: dict[str, str], timeout_s: float) -> tuple[dict[str, Any] | None, bool, int]:
+    """Run the probe child: (its JSON answer or None on timeout, whether the cluster
+    refused its token, its exit code). Its stderr (Ray's warnings) is read here, never
+    shown; a token refusal ends it at once."""
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                             text=True, cwd=os.getcwd())
+                             text=True, cwd=os.getcwd(), env=env)
     refused = threading.Event()
 
     def watch_stderr() -> None:
@@ -103,21 +105,36 @@ def ask_cluster(target: Target, portfolio_ids: list[int], timeout_s: float) -> d
     if child.poll() is None:
         child.kill()
         child.wait()
-        if refused.is_set():
-            raise Unreachable(f"{where} refused our authentication token "
-                              "(set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token)")
-        raise Unreachable(f"no answer from {where} within {timeout_s:g} s")
+        return None, refused.is_set(), -9
     watcher.join(2.0)
     out = (child.stdout.read() if child.stdout else "").strip().splitlines()
     try:
         answer = json.loads(out[-1]) if out else {}
     except ValueError:
         answer = {}
-    if refused.is_set():
+    return answer, refused.is_set(), child.returncode
+
+
+def ask_cluster(target: Target, portfolio_ids: list[int], timeout_s: float) -> dict[str, Any]:
+    """The live supervisors' status (``actors.status_probe`` in a child process), or
+    ``Unreachable`` with one line: nothing listens, the token is refused, no answer."""
+    where = f"the Ray cluster at {target.address} (from {target.source})"
+    if not _tcp_reachable(target.address, min(timeout_s, 3.0)):
+        raise Unreachable(f"cannot reach {where}: nothing listens there (is lts run running?)")
+    cmd = [sys.executable, "-m", "actors.status_probe", target.address, target.namespace,
+           *(str(p) for p in portfolio_ids)]
+    answer, refused, code = _probe(cmd, dict(os.environ), timeout_s)
+    if refused and "RAY_AUTH_MODE" not in os.environ and _token_available():
+        # A local `lts run` cluster (and `ray start`) use token authentication by default,
+        # and a joining driver sends its token only in token mode: ask again in that mode.
+        answer, refused, code = _probe(cmd, dict(os.environ, RAY_AUTH_MODE="token"), timeout_s)
+    if refused:
         raise Unreachable(f"{where} refused our authentication token "
                           "(set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token)")
-    if "error" in answer or child.returncode != 0:
-        raise Unreachable(f"cannot connect to {where}: {answer.get('error') or f'exit code {child.returncode}'}")
+    if answer is None:
+        raise Unreachable(f"no answer from {where} within {timeout_s:g} s")
+    if "error" in answer or code != 0:
+        raise Unreachable(f"cannot connect to {where}: {answer.get('error') or f'exit code {code}'}")
     return answer
 
 
