@@ -170,15 +170,6 @@ class StoreProxy:
                                        kwargs={"target_type": "asset", "target_id": asset_id,
                                                "details": {"portfolio_id": portfolio_id, "pid": pid}})])
 
-    async def record_cycle_statistics(self, portfolio_id: int, values: dict[str, Any]) -> None:
-        from persistence.records import AuditContext
-        from persistence.store.writes import WriteRequest
-
-        await self.write([WriteRequest(op="record_statistic", ctx=AuditContext.system(),
-                                       kwargs={"kind": "engine", "name": "cycle", "values": values,
-                                               "portfolio_id": portfolio_id,
-                                               "value": values.get("steps_failed", 0)})])
-
     async def mark_asset_errored(self, asset_id: int, reason: str) -> None:
         from persistence.records import AuditContext
         from persistence.store.writes import WriteRequest
