@@ -163,17 +163,11 @@ class AssetActor:
 
     async def _realized_pnl(self) -> Decimal:
         """The P&L of every position this asset closed, from the database."""
-        from persistence.records import MAX_PAGE_SIZE, PageRequest
+        from persistence.paging import every_item_async
 
-        total, offset = Decimal("0"), 0
-        while True:
-            page = await self.store.read("list_positions", asset_id=self.asset_id, is_open=False,
-                                         page=PageRequest(offset=offset, limit=MAX_PAGE_SIZE))
-            items = list(getattr(page, "items", page))
-            total += sum((p.realized_pnl for p in items), Decimal("0"))
-            if len(items) < MAX_PAGE_SIZE:
-                return total
-            offset += len(items)
+        closed = await every_item_async(
+            lambda page: self.store.read("list_positions", asset_id=self.asset_id, is_open=False, page=page))
+        return sum((p.realized_pnl for p in closed), Decimal("0"))
 
     async def reattach_broker(self) -> dict[str, Any]:
         """The broker actor restarted: restore this asset's account there from the database

@@ -15,18 +15,10 @@ async def load_journal(store: Any, asset_id: Any, data: MarketData | None, *, cu
                        finished: bool = False) -> AccountJournal:
     """``journal_from_records`` over what the database holds for ``asset_id`` (every
     order, paged; the open positions)."""
-    from persistence.records import MAX_PAGE_SIZE, PageRequest
+    from persistence.paging import every_item_async
 
-    orders: list[Any] = []
-    offset = 0
-    while True:
-        page = await store.read("list_orders", asset_id=asset_id, newest_first=False,
-                                page=PageRequest(offset=offset, limit=MAX_PAGE_SIZE))
-        items = list(getattr(page, "items", page))
-        orders.extend(items)
-        if len(items) < MAX_PAGE_SIZE:
-            break
-        offset += len(items)
+    orders = await every_item_async(
+        lambda page: store.read("list_orders", asset_id=asset_id, newest_first=False, page=page))
     positions = await store.read("open_positions", asset_id)
     return journal_from_records(asset_id, orders, positions, data, cursor=cursor, finished=finished)
 

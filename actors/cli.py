@@ -211,10 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE  # pragma: no cover - argparse always exits above
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        import difflib
+        from engine.suggestions import did_you_mean
 
-        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = did_you_mean(name, COMMANDS)
+        hint = f"; {close}" if close else ""
         return _fail(name, f"unknown command {name!r} (commands: {', '.join(COMMANDS)}){hint}")
     try:
         return _dispatch(name, rest)

@@ -59,10 +59,10 @@ OPTIONAL_ROUTER_MODULES: tuple[str, ...] = ("api.routers.backtests",)
 """Routers written by other areas: included when their module exists."""
 
 
-def _build_aaa(config: Mapping[str, Any]) -> AAAPlugin:
+def _build_aaa(config: Mapping[str, Any], settings: GatewaySettings) -> AAAPlugin:
     from engine.plugins.loader import create_plugin
 
-    plugin = create_plugin("aaa", str(config.get("aaa_plugin") or "default_aaa"), config)
+    plugin = create_plugin("aaa", settings.aaa_plugin, config)
     if not isinstance(plugin, AAAPlugin):  # the loader checks the class; keep mypy honest
         raise LTSError(f"aaa plugin {type(plugin).__name__} is not an AAAPlugin")
     return plugin
@@ -97,7 +97,7 @@ def create_app(
 
         store = Store.from_url(settings.database_url)
     if aaa is None:
-        aaa = _build_aaa(config)
+        aaa = _build_aaa(config, settings)
     _install_secret(aaa, config)
 
     @asynccontextmanager

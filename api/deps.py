@@ -11,7 +11,7 @@ The database part is one Store read (``Store.login_state``): one round trip per 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth_service import subject_user_id
 from api.engine_handle import EngineHandle
 from api.errors import EngineUnavailable, Forbidden, Unauthorized
-from api.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from api.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from api.settings import GatewaySettings
 from engine.plugins.base import AAAPlugin
 from persistence.records import AuditContext, PageRequest, UserRecord
@@ -186,13 +186,23 @@ async def engine_dependency(services: ServicesDep) -> EngineHandle:
 EngineDep = Annotated[EngineHandle, Depends(engine_dependency)]
 
 
+PageT = TypeVar("PageT", bound=Page[Any])
+
+
 @dataclass(frozen=True, slots=True)
 class PageParams:
+    """A list endpoint's ``page`` / ``page_size`` query: the one paging rule of the API."""
+
     page: int
     page_size: int
 
     def to_request(self) -> PageRequest:
+        """The Store's offset page for this query."""
         return PageRequest(offset=(self.page - 1) * self.page_size, limit=self.page_size)
+
+    def respond(self, model: type[PageT], total: int, items: Iterable[Any]) -> PageT:
+        """The response body: ``model`` (a ``Page[...]``) holding ``items`` of ``total``."""
+        return model(items=list(items), total=total, page=self.page, page_size=self.page_size)
 
 
 async def page_params(

@@ -13,7 +13,6 @@ and stored encrypted: :func:`split_broker_secrets`, ``engine.credentials``).
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from engine.errors import ConfigError, PluginError
 from engine.outbound import OutboundPolicy
 from engine.plugins.base import Plugin
 from engine.plugins.loader import load_plugin
+from engine.suggestions import did_you_mean
 from engine.user_paths import UserPathPolicy
 
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object"}
@@ -98,10 +98,10 @@ def validate_plugin_config(
     problems: list[str] = []
     for key, value in params.items():
         if key not in declared:
-            hint = difflib.get_close_matches(key, declared, n=1)
-            did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            hint = did_you_mean(key, declared)
+            suffix = f" ({hint})" if hint else ""
             known = ", ".join(sorted(declared)) or "none"
-            problems.append(f"{field}.{key}: {group} plugin {name!r} has no parameter {key!r}{did_you_mean}; its parameters: {known}")
+            problems.append(f"{field}.{key}: {group} plugin {name!r} has no parameter {key!r}{suffix}; its parameters: {known}")
         elif key in spec.secrets:
             if group != "broker":  # only broker credentials have a place to be kept encrypted
                 problems.append(f"{field}.{key}: credentials of {group} plugins cannot be stored")

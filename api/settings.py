@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.config.defaults import DEFAULT_VALUES
@@ -18,6 +20,13 @@ def _source(config: Mapping[str, Any], key: str) -> str:
         except Exception:  # a key the config does not know: it came from the defaults
             return ""
     return ""
+
+
+def _text(config: Mapping[str, Any], key: str) -> str:
+    value = config.get(key, DEFAULT_VALUES[key])
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"config key '{key}' must be a non-empty text, got {value!r}{_source(config, key)}")
+    return value
 
 
 def _int(config: Mapping[str, Any], key: str, low: int, high: int) -> int:
@@ -38,6 +47,9 @@ class GatewaySettings:
     max_body_bytes: int
     cors_origins: tuple[str, ...]
     step_timeout_s: float
+    backtest_dir: Path  # resolved: reports are served only from under it
+    log_level: str  # uvicorn's spelling (lower case)
+    aaa_plugin: str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "GatewaySettings":
@@ -61,4 +73,7 @@ class GatewaySettings:
             max_body_bytes=_int(config, "max_body_bytes", 1, 1 << 30),
             cors_origins=tuple(origins),
             step_timeout_s=float(timeout),
+            backtest_dir=Path(os.path.expanduser(_text(config, "backtest_dir"))).resolve(),
+            log_level=_text(config, "log_level").lower(),
+            aaa_plugin=str(config.get("aaa_plugin") or "default_aaa"),
         )

@@ -69,9 +69,7 @@ async def list_assets(
         services.store.list_assets,
         viewer=viewer, portfolio_id=portfolio_id, is_active=is_active, status=status_, page=page.to_request(),
     )
-    return Page[AssetPublic](
-        items=[_public(a) for a in result.items], total=result.total, page=page.page, page_size=page.page_size
-    )
+    return page.respond(Page[AssetPublic], result.total, [_public(a) for a in result.items])
 
 
 @router.post("/api/portfolios/{portfolio_id}/assets", response_model=AssetPublic, status_code=status.HTTP_201_CREATED)

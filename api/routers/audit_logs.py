@@ -33,7 +33,5 @@ async def list_audit_logs(
         user_id=user_id, action=action, target_type=target_type, target_id=target_id,
         since=since, until=until, page=page.to_request(),
     )
-    return Page[AuditLogPublic](
-        items=[AuditLogPublic.model_validate(a) for a in result.items],
-        total=result.total, page=page.page, page_size=page.page_size,
-    )
+    return page.respond(Page[AuditLogPublic], result.total,
+                        [AuditLogPublic.model_validate(a) for a in result.items])

@@ -18,7 +18,6 @@ to its backtest launcher). Without an engine the answer is 503.
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -131,7 +130,7 @@ def _policy(services: Any) -> UserPathPolicy:
 
 def _backtest_root(services: Any) -> Path:
     """The configured ``backtest_dir``, resolved: reports are served only from under it."""
-    return Path(os.path.expanduser(str(services.config["backtest_dir"]))).resolve()
+    return services.settings.backtest_dir
 
 
 def _report_file(output_dir: str | None, base: Path) -> Path | None:
@@ -196,15 +195,11 @@ def submit_backtest(body: BacktestCreate, caller: CurrentUser, services: Service
 
 
 @router.get("", response_model=Page[BacktestRunPublic], summary="List backtest runs")
-def list_backtests(caller: CurrentUser, services: ServicesDep, page: PageDep) -> dict[str, Any]:
+def list_backtests(caller: CurrentUser, services: ServicesDep, page: PageDep) -> Page[BacktestRunPublic]:
     result = services.store.list_backtest_runs(viewer=_viewer(caller), page=page.to_request())
     policy = _policy(services)
-    return {
-        "items": [_run_public(run, policy) for run in result.items],
-        "total": result.total,
-        "page": page.page,
-        "page_size": page.page_size,
-    }
+    return page.respond(Page[BacktestRunPublic], result.total,
+                        (BacktestRunPublic.model_validate(_run_public(run, policy)) for run in result.items))
 
 
 @router.get("/{run_id}", response_model=BacktestRunDetail, summary="A run's status and results")

@@ -18,10 +18,8 @@ Since = Annotated[datetime | None, Query()]
 
 
 def _page(result, page) -> Page[BillingRecordPublic]:  # noqa: ANN001
-    return Page[BillingRecordPublic](
-        items=[BillingRecordPublic.model_validate(b) for b in result.items],
-        total=result.total, page=page.page, page_size=page.page_size,
-    )
+    return page.respond(Page[BillingRecordPublic], result.total,
+                        [BillingRecordPublic.model_validate(b) for b in result.items])
 
 
 @router.get("/me", response_model=Page[BillingRecordPublic])

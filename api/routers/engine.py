@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from api.deps import CurrentUser, EngineDep, ServicesDep
 from api.routers import ERROR_RESPONSES
 from api.schemas.system import EngineStatus
-from persistence.records import MAX_PAGE_SIZE, PageRequest
+from persistence.paging import every_item
 
 router = APIRouter(prefix="/api/engine", tags=["engine"], responses=ERROR_RESPONSES)
 
@@ -28,8 +28,8 @@ def engine_status(caller: CurrentUser, services: ServicesDep, engine: EngineDep)
     report = dict(engine.status())
     running = bool(report.pop("running", True))
     if not caller.is_admin:
-        everything = PageRequest(offset=0, limit=MAX_PAGE_SIZE)
-        owned = {p.id for p in services.store.list_portfolios(viewer=caller.ctx().viewer(), page=everything).items}
+        viewer = caller.ctx().viewer()
+        owned = {p.id for p in every_item(lambda page: services.store.list_portfolios(viewer=viewer, page=page))}
         report = {
             key: _visible(value, owned)
             for key, value in report.items()

@@ -42,10 +42,8 @@ async def list_portfolios(
         services.store.list_portfolios,
         viewer=_viewer(caller), owner_id=owner_id, is_active=is_active, page=page.to_request(),
     )
-    return Page[PortfolioPublic](
-        items=[PortfolioPublic.model_validate(p) for p in result.items],
-        total=result.total, page=page.page, page_size=page.page_size,
-    )
+    return page.respond(Page[PortfolioPublic], result.total,
+                        [PortfolioPublic.model_validate(p) for p in result.items])
 
 
 @router.post("", response_model=PortfolioPublic, status_code=status.HTTP_201_CREATED)

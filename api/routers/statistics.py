@@ -34,10 +34,8 @@ async def trading_statistics(
         services.store.trading_statistics,
         viewer=caller.ctx().viewer(), portfolio_id=portfolio_id, asset_id=asset_id, page=page.to_request(),
     )
-    return Page[PortfolioTradingStatisticsPublic](
-        items=[PortfolioTradingStatisticsPublic.model_validate(s) for s in result.items],
-        total=result.total, page=page.page, page_size=page.page_size,
-    )
+    return page.respond(Page[PortfolioTradingStatisticsPublic], result.total,
+                        [PortfolioTradingStatisticsPublic.model_validate(s) for s in result.items])
 
 
 @router.get("/records", response_model=Page[StatisticPublic])
@@ -59,7 +57,5 @@ async def list_statistic_records(
         viewer=caller.ctx().viewer(), portfolio_id=portfolio_id, asset_id=asset_id,
         kind=kind, name=name, since=since, until=until, page=page.to_request(),
     )
-    return Page[StatisticPublic](
-        items=[StatisticPublic.model_validate(s) for s in result.items],
-        total=result.total, page=page.page, page_size=page.page_size,
-    )
+    return page.respond(Page[StatisticPublic], result.total,
+                        [StatisticPublic.model_validate(s) for s in result.items])

@@ -93,10 +93,8 @@ async def list_orders(
         viewer=caller.ctx().viewer(), portfolio_id=portfolio_id, asset_id=asset_id,
         status=status or None, since=since, until=until, page=page.to_request(),
     )
-    return Page[OrderPublic](
-        items=[OrderPublic.model_validate(o) for o in result.items],
-        total=result.total, page=page.page, page_size=page.page_size,
-    )
+    return page.respond(Page[OrderPublic], result.total,
+                        [OrderPublic.model_validate(o) for o in result.items])
 
 
 @router.get("/api/orders/{order_id}", response_model=OrderPublic)
@@ -121,10 +119,8 @@ async def list_positions(
         viewer=caller.ctx().viewer(), portfolio_id=portfolio_id, asset_id=asset_id,
         is_open=is_open, since=since, until=until, page=page.to_request(),
     )
-    return Page[PositionPublic](
-        items=[PositionPublic.model_validate(p) for p in result.items],
-        total=result.total, page=page.page, page_size=page.page_size,
-    )
+    return page.respond(Page[PositionPublic], result.total,
+                        [PositionPublic.model_validate(p) for p in result.items])
 
 
 @router.get("/api/positions/{position_id}", response_model=PositionPublic)

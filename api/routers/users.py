@@ -53,7 +53,7 @@ async def list_users(
     """Every account with its lockout state (admin only)."""
     result = await services.read(services.store.list_users, role=role, is_active=is_active, page=page.to_request())
     items = await services.read(_admin_views, services, list(result.items))
-    return Page[UserAdminView](items=items, total=result.total, page=page.page, page_size=page.page_size)
+    return page.respond(Page[UserAdminView], result.total, items)
 
 
 @router.post("/{user_id}/unlock", response_model=UserAdminView)

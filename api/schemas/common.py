@@ -25,9 +25,10 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from engine.public_text import public_text
+from persistence.records import MAX_PAGE_SIZE
 
-MAX_PAGE_SIZE = 500
-"""Largest ``page_size`` a list endpoint accepts (larger asks are a 422)."""
+# The largest ``page_size`` a list endpoint accepts (larger asks are a 422) is the
+# Store's own page cap: one number, so the API never promises more than a page holds.
 DEFAULT_PAGE_SIZE = 50
 
 T = TypeVar("T")

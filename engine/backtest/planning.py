@@ -10,13 +10,13 @@ complete and the table says which value was refused.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.backtest.plan import BacktestPlan, parse_grid_options, parse_set_options
 from engine.errors import ConfigError
+from engine.suggestions import did_you_mean
 
 
 def broker_defaults() -> dict[str, Any]:
@@ -42,8 +42,8 @@ def _route(key: str, option: str, strategy: str, strategy_keys: Sequence[str],
     if key in broker_keys:
         return "broker"
     known = list(strategy_keys) + list(broker_keys)
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = did_you_mean(key, known)
+    hint = f"; {close}" if close else ""
     raise ConfigError(
         f"{option} {key}: unknown parameter for strategy {strategy!r} and the simulation "
         f"broker{hint} (strategy parameters: {', '.join(sorted(strategy_keys)) or 'none'}; "

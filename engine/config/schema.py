@@ -14,7 +14,6 @@ expected type, the offending value and where it came from::
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pydantic import (
 from engine.config.defaults import PLUGIN_KEYS
 from engine.config.lts_config import ConfigSource, LTSConfig
 from engine.errors import ConfigError
+from engine.suggestions import did_you_mean
 from engine.types import to_decimal
 
 _STRICT = ConfigDict(strict=True)
@@ -167,10 +167,8 @@ def _check_value(key: str, value: Any, source: ConfigSource, kt: KeyType) -> tup
 
 def suggest(key: str, known: Iterable[str]) -> str:
     """``" did you mean 'x'?"`` (closest known keys), or ``""``."""
-    matches = difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
-    if not matches:
-        return ""
-    return " did you mean " + " or ".join(repr(m) for m in matches) + "?"
+    hint = did_you_mean(key, known, n=3)
+    return f" {hint}" if hint else ""
 
 
 def validate_config(config: LTSConfig, keys: Iterable[str] | None = None) -> LTSConfig:
