@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.data.csv_loader import load_csv
 from engine.data.market_data import MarketData
 from engine.errors import ConfigError, DataError
 from engine.user_paths import UserPathPolicy
@@ -58,6 +57,10 @@ def load_asset_data(record: Any, settings: Mapping[str, Any]) -> MarketData:
     A relative path is taken under the configured ``data_dir``; a path resolving outside
     it is refused (:func:`asset_data_path`). Messages name the file relative to
     ``data_dir`` and never quote its content (``engine.data.csv_loader``)."""
+    # Imported here: the CSV loader brings pandas/pyarrow, which an asset actor that gets
+    # its data from the supervisor's shared parse never needs.
+    from engine.data.csv_loader import load_csv
+
     source = dict(record.data_source or {})
     full = asset_data_path(record, settings)
     if full is None:
