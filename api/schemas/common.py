@@ -25,7 +25,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from engine.public_text import public_text
-from persistence.records import MAX_PAGE_SIZE
+from persistence.records import MAX_PAGE_SIZE as MAX_PAGE_SIZE  # re-exported: the API pages as the Store does
 
 # The largest ``page_size`` a list endpoint accepts (larger asks are a 422) is the
 # Store's own page cap: one number, so the API never promises more than a page holds.
