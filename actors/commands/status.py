@@ -24,7 +24,7 @@ from typing import Any
 from engine.config import LTSConfig
 
 EXIT_UNREACHABLE = 1
-DEFAULT_CONNECT_TIMEOUT_S = 15.0
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
 _AUTH_MARKERS = ("Unauthenticated", "InvalidAuthToken", "authentication token")
 
 
