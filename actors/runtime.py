@@ -129,7 +129,9 @@ class EngineRuntime:
         self.prediction = make_remote(PredictionActor).options(
             name=naming.PREDICTION, namespace=self.namespace, get_if_exists=True).remote(self.settings.engine_config())
         handles = [h for h in (self.persistence, self.broker) if h is not None]
-        ray.get([h.__ray_ready__.remote() for h in handles], timeout=60)
+        # Generous: each singleton is a new worker process, and on a small, loaded machine
+        # Ray starts them a few at a time.
+        ray.get([h.__ray_ready__.remote() for h in handles], timeout=300)
 
     @property
     def store(self) -> Any:
