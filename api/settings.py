@@ -29,6 +29,13 @@ def _text(config: Mapping[str, Any], key: str) -> str:
     return value
 
 
+def _path(config: Mapping[str, Any], key: str) -> str:
+    value = config.get(key, DEFAULT_VALUES[key])
+    if isinstance(value, os.PathLike):  # resolved on the driver already
+        value = os.fspath(value)
+    return _text({key: value}, key) if not isinstance(value, str) or not value.strip() else value
+
+
 def _int(config: Mapping[str, Any], key: str, low: int, high: int) -> int:
     value = config.get(key, DEFAULT_VALUES[key])
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -73,7 +80,7 @@ class GatewaySettings:
             max_body_bytes=_int(config, "max_body_bytes", 1, 1 << 30),
             cors_origins=tuple(origins),
             step_timeout_s=float(timeout),
-            backtest_dir=Path(os.path.expanduser(_text(config, "backtest_dir"))).resolve(),
+            backtest_dir=Path(os.path.expanduser(_path(config, "backtest_dir"))).resolve(),
             log_level=_text(config, "log_level").lower(),
             aaa_plugin=str(config.get("aaa_plugin") or "default_aaa"),
         )

@@ -18,6 +18,8 @@ def test_backtest_dir_log_level_and_aaa_plugin_are_typed_once(tmp_path: Path) ->
     assert settings.backtest_dir == (tmp_path / "out").resolve()
     assert settings.log_level == "warning"
     assert settings.aaa_plugin == "default_aaa"
+    # A path the driver already resolved (a Path object) is taken as it is.
+    assert GatewaySettings.from_config({"backtest_dir": tmp_path / "x"}).backtest_dir == (tmp_path / "x").resolve()
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.log_level = "debug"  # type: ignore[misc]
 
