@@ -72,12 +72,10 @@ class RunOutcome:
     def trades_csv(self) -> bytes | None:
         """The trades CSV as written to ``runs/.../trades.csv``.
 
-        The task ships it compressed (level 1: about 0.5 ms for a 250,000-bar run's
-        120 KB, to a fifth of that), so the whole result stays under Ray's 100 KB
-        limit and travels in the task's reply instead of through the object store,
-        and a cluster's workers send the driver a fifth of the bytes. Measured on two
-        vCPUs: the benchmark's batch used 25 ms less CPU over all processes (about
-        1.5 ms a run), its wall time did not change beyond the noise."""
+        The task ships it compressed (zlib level 1, to about a fifth), so the whole
+        result stays under Ray's 100 KB limit and travels in the task's reply instead
+        of through the object store, and a cluster's workers send the driver a fifth
+        of the bytes (figures: bench/RESULTS.md)."""
         return None if self.trades_csv_zlib is None else zlib.decompress(self.trades_csv_zlib)
 
     def summary(self) -> "SummaryRow":

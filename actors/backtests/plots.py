@@ -74,8 +74,8 @@ def equity_png(
     if initial_equity is not None:
         ax.axhline(initial_equity, color="#555555", linewidth=0.8, linestyle="--")
     # A figure-level title and concise (unrotated) date labels: Axes.set_title and
-    # autofmt_xdate each make matplotlib lay out the tick labels an extra time (measured
-    # here: 136 -> 118 ms per PNG).
+    # autofmt_xdate each make matplotlib lay out the tick labels an extra time
+    # (bench/RESULTS.md).
     fig.text(0.5, 0.96, title, ha="center", va="top", fontsize=10)
     locator = AutoDateLocator(maxticks=8)
     ax.xaxis.set_major_locator(locator)
