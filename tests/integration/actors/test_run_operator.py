@@ -70,7 +70,10 @@ def _start_head(cwd: Path, env: dict[str, str], gcs_port: int, prefix: str, log:
     temp_dir = tempfile.mkdtemp(prefix=prefix)  # Ray's socket paths must stay short
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs_port}", "--num-cpus=2",
-         "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+         "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats",
+         # As tests/integration/actors/test_cluster.py: ports of its own, beside other clusters.
+         f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}",
+         "--min-worker-port=0", "--max-worker-port=0"],
         cwd=cwd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     wait_for(lambda: "Ray runtime started" in log.read_text(errors="replace") or head.poll() is not None,
              240, what="ray start")
