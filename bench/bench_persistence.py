@@ -339,7 +339,8 @@ def main() -> int:
 
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, namespace="lts-bench", log_to_driver=False,
+    # Its own local cluster, never one a `ray start` left running on the machine.
+    ray.init(address="local", num_cpus=4, include_dashboard=False, namespace="lts-bench", log_to_driver=False,
              configure_logging=False)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     results: list[Result] = []
