@@ -180,7 +180,7 @@ def main() -> None:
                         help="max_steps_in_flight (default: the engine's, 2 per CPU, at least 4; 0: no limit)")
     args = parser.parse_args()
     # The CPUs the machine has, as lts run declares them (Ray detects them).
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, namespace="bench")
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False, namespace="bench")
     import actors
 
     print(f"# bench_actors {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} code {Path(actors.__file__).parents[1]} "
