@@ -49,7 +49,7 @@ class TradingFiguresPublic(PublicModel):
     losses: int
     win_rate: DecimalOut | None = Field(description="wins / trades; null without trades")
     open_positions: int
-    orders: int = Field(description="filled orders")
+    orders: int = Field(description="orders the broker executed (opening orders and closes)")
 
 
 class AssetTradingStatisticsPublic(PublicModel):

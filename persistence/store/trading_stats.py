@@ -13,7 +13,9 @@ Definitions (money exact, as ``Decimal``):
   ``max_drawdown_pct``: that fall as a fraction of the peak it fell from (null while the
   peak is not positive).
 * ``trades``: closed positions (round trips); ``wins``: those with a positive realized
-  P&L; ``win_rate``: wins / trades (null without trades). ``orders``: filled orders.
+  P&L; ``win_rate``: wins / trades (null without trades). ``orders``: orders the broker executed:
+  opening orders (status ``open``) and closing orders (``filled``); pending, rejected and
+  cancelled ones are not counted.
 
 One pass over three columns of the closed positions in close order, in Python: money
 stays exact ``Decimal`` (SQLite keeps money as text, its SUM would be a float).
@@ -166,9 +168,10 @@ class TradingStatsOps(UnitOfWork):
     def _fold_ledger(session: Any, ids: list[int], by_portfolio: dict[int, _Curve], by_asset: dict[int, _Curve],
                      asset_id: int | None) -> None:
         """One pass over the closed positions in close order, plus the open ones and the
-        filled-order counts; an asset filter narrows the portfolio figures too."""
+        executed-order counts; an asset filter narrows the portfolio figures too."""
         where = [Position.portfolio_id.in_(ids)]
-        order_where = [Order.portfolio_id.in_(ids), Order.status == OrderStatus.FILLED.value]
+        order_where = [Order.portfolio_id.in_(ids),
+                       Order.status.in_((OrderStatus.OPEN.value, OrderStatus.FILLED.value))]
         if asset_id is not None:
             where.append(Position.asset_id == asset_id)
             order_where.append(Order.asset_id == asset_id)

@@ -36,7 +36,8 @@ def _trade(gateway: Gateway, pid: int, aid: int, key: str, *, pnl: str | None, c
     system = AuditContext.system()
     gateway.store.record_order_intent(system, OrderIntent(
         client_order_id=key, portfolio_id=pid, asset_id=aid, side="buy", quantity=Decimal("1000")))
-    gateway.store.mark_order_filled(system, key, {"filled_price": Decimal("1.1"), "broker_order_id": f"b-{key}"})
+    # As the engine records it: an opening order the broker filled is "open" (its position is).
+    gateway.store.mark_order_open(system, key, {"filled_price": Decimal("1.1"), "broker_order_id": f"b-{key}"})
     position = gateway.store.open_position(system, PositionOpen(
         portfolio_id=pid, asset_id=aid, opening_client_order_id=key, side="buy", quantity=Decimal("1000"),
         entry_price=Decimal("1.1")))
@@ -73,6 +74,12 @@ def test_trading_statistics_per_portfolio_and_asset(gateway: Gateway) -> None:
     _trade(gateway, pid, a, "a2", pnl="-250", close_at=T0 + timedelta(minutes=2))
     _trade(gateway, pid, a, "a3", pnl="50", close_at=T0 + timedelta(minutes=3))
     _trade(gateway, pid, b, "b2", pnl=None, mark="-20")
+    # Orders the broker never executed are not counted: one refused, one still pending.
+    system = AuditContext.system()
+    for key in ("a-refused", "a-pending"):
+        gateway.store.record_order_intent(system, OrderIntent(
+            client_order_id=key, portfolio_id=pid, asset_id=a, side="buy", quantity=Decimal("1000")))
+    gateway.store.mark_order_rejected(system, "a-refused", "risk: too big")
 
     page = _stats(gateway, alice)
     assert page["total"] == 1 and [p["portfolio_id"] for p in page["items"]] == [pid]
