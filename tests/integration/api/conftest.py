@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -148,17 +149,24 @@ def serve_live(db_url: str, *, engine: Any | None = None, **overrides: Any) -> t
     return running, store, aaa
 
 
-@pytest.fixture
-def live_gateway(db_url: str) -> Iterator[Gateway]:
-    """The app served by a real uvicorn on 127.0.0.1 (ephemeral port), real database."""
-    running, store, aaa = serve_live(db_url)
-    client = httpx.Client(base_url=running.url, timeout=10.0)
+@contextmanager
+def served_gateway(db_url: str, *, timeout_s: float = 10.0, **overrides: Any) -> Iterator[Gateway]:
+    """:func:`serve_live` with an HTTP client, everything stopped and closed afterwards."""
+    running, store, aaa = serve_live(db_url, **overrides)
+    client = httpx.Client(base_url=running.url, timeout=timeout_s)
     try:
         yield Gateway(store=store, aaa=aaa, client=client, base_url=running.url)
     finally:
         client.close()
         running.stop()
         store.close()
+
+
+@pytest.fixture
+def live_gateway(db_url: str) -> Iterator[Gateway]:
+    """The app served by a real uvicorn on 127.0.0.1 (ephemeral port), real database."""
+    with served_gateway(db_url) as gateway:
+        yield gateway
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -198,14 +206,8 @@ def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 @pytest.fixture(scope="module")
 def shared_live_gateway(module_db_url: str) -> Iterator[Gateway]:
     """One real uvicorn gateway per module and backend (tests make unique users)."""
-    running, store, aaa = serve_live(module_db_url)
-    client = httpx.Client(base_url=running.url, timeout=10.0)
-    try:
-        yield Gateway(store=store, aaa=aaa, client=client, base_url=running.url)
-    finally:
-        client.close()
-        running.stop()
-        store.close()
+    with served_gateway(module_db_url) as gateway:
+        yield gateway
 
 
 def unique(prefix: str) -> str:

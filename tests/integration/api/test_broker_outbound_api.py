@@ -18,7 +18,7 @@ from sqlalchemy import text
 from engine.credentials import CREDENTIALS_KEY_ENV, PLACEHOLDER, CredentialCipher
 from persistence.records import PageRequest
 from tests.fixtures.recording_listener import RecordingListener, recording_listener
-from tests.integration.api.conftest import Gateway, UserSession, serve_live, unique
+from tests.integration.api.conftest import Gateway, UserSession, served_gateway, unique
 
 ALLOWED = "127.0.0.1:1"  # what the operator allows here (nothing listens there)
 USER_TOKEN = "user-own-oanda-token-0d5e2c7a91"
@@ -36,14 +36,8 @@ def gateway(db_url: str, tmp_path) -> Iterator[Gateway]:
     default prediction URL's host), user files live in ``tmp_path/data``."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "preds.csv").write_text("DATE_TIME,OPEN,HIGH,LOW,CLOSE\n")
-    running, store, aaa = serve_live(db_url, outbound_hosts=[ALLOWED], data_dir=str(tmp_path / "data"))
-    client = httpx.Client(base_url=running.url, timeout=10.0)
-    try:
-        yield Gateway(store=store, aaa=aaa, client=client, base_url=running.url)
-    finally:
-        client.close()
-        running.stop()
-        store.close()
+    with served_gateway(db_url, outbound_hosts=[ALLOWED], data_dir=str(tmp_path / "data")) as gateway:
+        yield gateway
 
 
 def _user_portfolio(gateway: Gateway) -> tuple[UserSession, int]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.api.conftest import Gateway, serve_live
+from tests.integration.api.conftest import Gateway, served_gateway
 
 SECURITY = {
     "x-content-type-options": "nosniff",
@@ -38,16 +38,10 @@ def _assert_security_headers(resp: httpx.Response) -> None:
 @pytest.fixture
 def small_gateway(sqlite_db_url: str) -> Iterator[Gateway]:
     """Real uvicorn with a 2 KiB body limit, 20 requests/min and one CORS origin."""
-    running, store, aaa = serve_live(
+    with served_gateway(
         sqlite_db_url, max_body_bytes=2048, rate_limit_per_minute=20, cors_origins=["https://app.example"]
-    )
-    client = httpx.Client(base_url=running.url, timeout=10.0)
-    try:
-        yield Gateway(store=store, aaa=aaa, client=client, base_url=running.url)
-    finally:
-        client.close()
-        running.stop()
-        store.close()
+    ) as gateway:
+        yield gateway
 
 
 def test_oversized_body_is_413_before_parsing(small_gateway: Gateway) -> None:

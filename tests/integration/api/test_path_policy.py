@@ -28,7 +28,7 @@ from persistence.enums import Role
 from persistence.records import AssetCreate, AuditContext, PortfolioCreate
 from persistence.store import Store
 from tests.integration.actors.engine_helpers import engine_config, wait_for, write_ohlc_csv
-from tests.integration.api.conftest import PASSWORD, Gateway, UserSession, make_aaa, serve_live
+from tests.integration.api.conftest import PASSWORD, Gateway, UserSession, make_aaa, served_gateway
 
 MARKER = "s3cr3t-MARKER-in-a-file"
 
@@ -91,14 +91,8 @@ def layout(tmp_path: Path, db_url: str, backtesting_data_dir: Path, monkeypatch:
 @pytest.fixture()
 def api(db_url: str, layout: Layout) -> Iterator[Gateway]:
     """A real uvicorn gateway with the layout's folders (no engine)."""
-    running, store, aaa = serve_live(db_url, **layout.config())
-    client = httpx.Client(base_url=running.url, timeout=30.0)
-    try:
-        yield Gateway(store=store, aaa=aaa, client=client, base_url=running.url)
-    finally:
-        client.close()
-        running.stop()
-        store.close()
+    with served_gateway(db_url, timeout_s=30.0, **layout.config()) as gateway:
+        yield gateway
 
 
 def _user_with_portfolio(api: Gateway, name: str) -> tuple[UserSession, int]:
