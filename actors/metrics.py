@@ -1,8 +1,8 @@
 """Engine metrics exported through ``ray.util.metrics``.
 
 They appear on the Ray dashboard's Metrics page and on each node's Prometheus endpoint:
-``http://<node>:<metrics_export_port>/metrics`` (``ray start --metrics-export-port``, or
-``ray._private.worker.global_worker.node.metrics_export_port`` of a local cluster), where
+``http://<node>:<metrics_export_port>/metrics`` (the port ``ray start --metrics-export-port``
+sets; a local cluster picks one and lists it in ``ray.nodes()`` as ``MetricsExportPort``), where
 Ray prefixes every name with ``ray_`` (``ray_lts_steps_total``) and publishes a recorded
 value within about ten seconds (its report interval). Every name is prefixed ``lts_``.
 
